@@ -1,0 +1,42 @@
+# Two commands do all set-up on a fresh machine (Python 3.11 + make):
+#   make course   executes every notebook headless on the bundled offline model -> build/
+#   make test     runs the unit tests and every notebook (nbval), offline
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.saelab-installed
+OFFLINE := SAELAB_OFFLINE=1 MPLBACKEND=Agg
+
+.PHONY: course test unit notebooks lab bench browser clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first and pinned: a bare `pip install torch` may pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+course: $(STAMP)
+	mkdir -p build/notebooks build/html
+	$(OFFLINE) $(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=900 \
+		--output-dir build/notebooks notebooks/*.ipynb
+	$(BIN)/jupyter nbconvert --to html --output-dir build/html build/notebooks/*.ipynb
+	@echo "Executed notebooks are in build/notebooks/, HTML pages in build/html/"
+
+test: unit notebooks
+
+unit: $(STAMP)
+	$(OFFLINE) $(BIN)/python -m pytest tests -q
+
+notebooks: $(STAMP)
+	$(OFFLINE) $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks -q -p no:cacheprovider
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf build

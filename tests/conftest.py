@@ -1,0 +1,49 @@
+import os
+
+import pytest
+import torch
+
+# The suite must never touch the network, whatever the machine has.
+os.environ.setdefault("SAELAB_OFFLINE", "1")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture
+def openai_state_dict():
+    """A random state dict with OpenAI's real key set, small shapes (TopK, k=4)."""
+    def make(d=16, n=64, activation="TopK", k=4, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        sd = {
+            "pre_bias": torch.randn(d, generator=g),
+            "encoder.weight": torch.randn(n, d, generator=g) / d**0.5,
+            "latent_bias": torch.randn(n, generator=g) * 0.1,
+            "decoder.weight": torch.randn(d, n, generator=g) / d**0.5,
+            "stats_last_nonzero": torch.randint(0, 5, (n,), generator=g),
+            "latents_activation_frequency": torch.rand(n, generator=g),
+            "latents_mean_square": torch.rand(n, generator=g),
+            "activation": activation,
+            "activation_state_dict": {"k": k, "postact_fn": "ReLU"} if activation == "TopK" else {},
+        }
+        return sd
+    return make
+
+
+@pytest.fixture(scope="session")
+def small_hf_dir(tmp_path_factory):
+    """A random 2-layer GPT-2 saved as a local Hugging Face directory with a word-level tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    words = ["<|endoftext|>", "<unk>", "he", "Ġhe", "Ġis", "Ġa", "Ġgood", "Ġbad", ".", "i", "Ġlove", "Ġhim"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                   unk_token="<unk>", pad_token="<|endoftext|>")
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(words), n_positions=16, n_embd=32, n_layer=2, n_head=2,
+                        bos_token_id=0, eos_token_id=0)
+    path = tmp_path_factory.mktemp("small_gpt2")
+    GPT2LMHeadModel(config).eval().save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
