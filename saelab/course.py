@@ -1,0 +1,62 @@
+"""Where each notebook picks its world: GPT-2 + OpenAI's SAE when they load, else the offline tiny world."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from saelab.download import DownloadError
+from saelab.models import ModelLoadError, is_offline, load_model
+from saelab.sae import SAE
+
+# The one repository setting: the Colab badges and Colab install cells are built from it.
+GITHUB_REPO = "saelab/saelab"
+GITHUB_BRANCH = "main"
+
+
+def colab_url(notebook: str) -> str:
+    """'Open in Colab' address of a notebook in the repository, e.g. colab_url('01_sae_theory.ipynb')."""
+    return f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{GITHUB_BRANCH}/notebooks/{notebook}"
+
+
+def pip_install_url() -> str:
+    """What Colab's setup cell installs."""
+    return f"git+https://github.com/{GITHUB_REPO}.git"
+
+
+@dataclass
+class World:
+    """A language model, its SAE, and the example prompts that fit it."""
+
+    name: str  # "gpt2" or "tiny-world"
+    model: Any
+    sae: SAE | None
+    why: str = ""  # why this world was chosen, shown in the banner
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def offline(self) -> bool:
+        return self.name == "tiny-world"
+
+    def banner(self) -> str:
+        """One line that says which model and SAE this notebook runs on."""
+        sae = f"SAE: {self.sae.n_latents:,} latents at {self.sae.hook_name}" if self.sae else "no SAE"
+        return f"Using {self.name} ({sae}). {self.why}".strip()
+
+
+def load_world(model: str = "gpt2", sae_size: str = "auto", with_sae: bool = True,
+               device: str | None = None) -> World:
+    """GPT-2 (or `model`) with OpenAI's layer-8 SAE when online, else the tiny world with its bundled SAE."""
+    from saelab.pretrained import load_openai_sae, load_sae
+
+    if not is_offline():
+        try:
+            lm = load_model(model, device=device)
+            sae = load_openai_sae(8, "resid_post_mlp", sae_size, device=device) if with_sae else None
+            return World(model, lm, sae, why="(online)")
+        except (ModelLoadError, DownloadError, ValueError) as err:
+            why = f"{model} could not be loaded ({str(err).split('. ')[0]}), so we use the offline tiny world."
+    else:
+        why = "SAELAB_OFFLINE=1 is set, so we use the bundled offline tiny world."
+    lm = load_model("tiny-world", device=device)
+    sae = load_sae("tiny-world", device=device) if with_sae else None
+    return World("tiny-world", lm, sae, why=why)
