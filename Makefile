@@ -27,13 +27,21 @@ course: $(STAMP)
 test: unit notebooks
 
 unit: $(STAMP)
-	$(OFFLINE) $(BIN)/python -m pytest tests -q
+	$(OFFLINE) $(BIN)/python -m pytest tests -q --ignore=tests/browser
 
 notebooks: $(STAMP)
 	$(OFFLINE) $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks -q -p no:cacheprovider
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks
+
+# Real browser: JupyterLab + Debian's headless Chromium (never a browser download); screenshots in build/.
+browser: $(STAMP)
+	test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
+		|| echo "WARNING: no /usr/bin/chromium and cannot apt-get it: the browser test will SKIP"
+	$(BIN)/python -m pip install -q -e ".[browser]"
+	$(OFFLINE) $(BIN)/python -m pytest tests/browser -v -rs -p no:cacheprovider
+	@echo "Screenshots: build/screenshots/"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

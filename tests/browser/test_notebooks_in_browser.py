@@ -1,0 +1,136 @@
+"""Real-browser check: JupyterLab on 127.0.0.1, each notebook opened in headless Chromium, Run All Cells,
+then a widget panel must render (a slider and a button) and one interaction must change its output.
+
+Run with `make browser`. Needs Debian's chromium (/usr/bin/chromium) and PyPI's playwright; it never
+downloads a browser of its own, and skips loudly when either is missing. Screenshots go to build/screenshots/.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from saelab.course import NOTEBOOKS
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("SAELAB_CHROMIUM", "/usr/bin/chromium")
+SHOTS = ROOT / "build" / "screenshots"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="SKIPPED LOUDLY: pip install playwright")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"SKIPPED LOUDLY: no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab():
+    """A JupyterLab server on 127.0.0.1 with a random token, stopped afterwards."""
+    port, token = free_port(), secrets.token_hex(16)
+    env = dict(os.environ, SAELAB_OFFLINE="1", MPLBACKEND="module://matplotlib_inline.backend_inline")
+    runtime = ROOT / "build" / "jupyter-runtime"
+    env["JUPYTER_RUNTIME_DIR"] = str(runtime)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}", "--LabApp.news_url=None",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly"]
+        + (["--allow-root"] if os.geteuid() == 0 else []),
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("JupyterLab did not start within 60 s")
+    yield base, token
+    proc.terminate()
+    proc.wait(timeout=30)
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def run_all_cells(page) -> None:
+    """Run > Run All Cells; tried again while the kernel was not ready to take it."""
+    for _ in range(5):
+        page.click("li.lm-MenuBar-item:has-text('Run')")
+        page.click("li.lm-Menu-item:has-text('Run All Cells')")
+        for _ in range(20):
+            prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
+            if any(p.strip() != "[ ]:" for p in prompts):
+                return
+            time.sleep(1)
+    raise AssertionError("Run All Cells did not start any cell")
+
+
+def all_cells_ran(page) -> bool:
+    """Every code cell shows an execution count ([3]:), none is busy ([*]:) or unrun ([ ]:)."""
+    prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
+    return bool(prompts) and all(re.fullmatch(r"\[\d+\]:", p.strip()) for p in prompts)
+
+
+def wait_until_idle(page, timeout_s: float) -> None:
+    """Wait until every code cell has run and the kernel reports idle."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if all_cells_ran(page) and page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count():
+            return
+        time.sleep(1)
+    raise AssertionError(f"cells still running or not run after {timeout_s:.0f} s")
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_widget_panel_renders_and_responds(lab, browser, name):
+    base, token = lab
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{base}/lab/tree/notebooks/{name}?token={token}")
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    run_all_cells(page)
+    wait_until_idle(page, timeout_s=600)
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']:has-text('Traceback')")
+    assert errors.count() == 0, f"{name}: a cell raised: {errors.first.inner_text()[:500]}"
+
+    panel = page.locator(".jupyter-widgets.widget-container:has(.widget-slider):has(button)").last
+    panel.wait_for(timeout=60_000)
+    panel.scroll_into_view_if_needed()
+    assert panel.locator(".widget-slider").first.is_visible(), f"{name}: no slider visible"
+    button = panel.locator("button.jupyter-button").first
+    assert button.is_visible(), f"{name}: no button visible"
+    output = panel.locator(".widget-output").last
+    before = output.inner_html()
+    page.screenshot(path=str(SHOTS / f"{name}-before.png"), full_page=False)
+    button.click()
+    deadline = time.time() + 180
+    while output.inner_html() == before and time.time() < deadline:
+        time.sleep(0.5)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=180_000)
+    page.screenshot(path=str(SHOTS / f"{name}-after.png"), full_page=False)
+    assert output.inner_html() != before, f"{name}: clicking '{button.inner_text()}' did not change the panel's output"
+    page.close()
