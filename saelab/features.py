@@ -1,14 +1,34 @@
-"""Reading a prompt through an SAE: which latents fire, where, and how strongly."""
+"""Reading text through an SAE: which latents fire, where, how strongly, and what each one writes.
+
+    top_features(model, sae, "he is good guy")           the strongest latents at one token
+    collect_latents(model, sae, texts)                   the k strongest latents of every token (sparse)
+    contrast_latents(negative, positive)                 latents ranked by AUROC / mean difference
+    logit_effects(model, sae, latent)                    W_dec[:, latent] @ W_U: tokens it promotes/suppresses
+
+Per-token statistics leave out the BOS position: GPT-2's residual stream at BOS has a norm ~50x larger
+than at other tokens, and latents that fire only there would swamp every ranking.
+"""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import torch
 
 from saelab.models import to_tokens
 from saelab.sae import SAE
 
+NEURONPEDIA = "https://www.neuronpedia.org/gpt2-small"
+# OpenAI location -> Neuronpedia's name for the SAE set, as in SAELens's pretrained_saes.yaml
+# ("gpt2-small/8-res_post_128k-oai"). Only res_post is also confirmed by links to live pages.
+NEURONPEDIA_SITES = {"resid_post_mlp": "res_post", "resid_post_attn": "res_mid",
+                     "resid_delta_mlp": "res_mlp", "resid_delta_attn": "res_att"}
+HOOK_TO_LOCATION = {"hook_resid_post": "resid_post_mlp", "hook_resid_mid": "resid_post_attn",
+                    "hook_mlp_out": "resid_delta_mlp", "hook_attn_out": "resid_delta_attn"}
+OPENAI_SIZES = {2**15: "32k", 2**17: "128k"}
 
+
+# --- one prompt ---------------------------------------------------------------------------------------
 def hook_layer(hook_name: str) -> int:
     """The block index in a TransformerLens hook name: 'blocks.8.hook_resid_post' -> 8."""
     parts = hook_name.split(".")
@@ -18,21 +38,299 @@ def hook_layer(hook_name: str) -> int:
 
 
 @torch.no_grad()
-def residual_activations(model: Any, hook_name: str, tokens: torch.Tensor) -> torch.Tensor:
+def residual_activations(model: Any, hook_name: str, tokens: torch.Tensor, stop_early: bool = True) -> torch.Tensor:
     """Activations at `hook_name` for token ids [batch, pos] -> [batch, pos, d_model].
 
-    The forward pass stops right after the hook's block: later blocks and the unembedding are skipped.
+    With stop_early (the default) the forward pass stops right after the hook's block: later blocks and
+    the unembedding are skipped.
     """
-    _, cache = model.run_with_cache(tokens, names_filter=[hook_name], stop_at_layer=hook_layer(hook_name) + 1)
+    stop = hook_layer(hook_name) + 1 if stop_early else None
+    _, cache = model.run_with_cache(tokens, names_filter=[hook_name], stop_at_layer=stop)
     return cache[hook_name]
+
+
+def _hook(sae: SAE) -> str:
+    if sae.hook_name is None:
+        raise ValueError("this SAE does not know which hook it reads; set sae.hook_name = 'blocks.L.hook_...'")
+    return sae.hook_name
+
+
+def _as_tokens(model: Any, prompt: str | torch.Tensor) -> torch.Tensor:
+    """Token ids [1, pos] for a prompt given as text (BOS prepended) or as ids [pos] / [1, pos]."""
+    if isinstance(prompt, str):
+        return to_tokens(model, prompt)
+    tokens = torch.as_tensor(prompt).reshape(1, -1)
+    if tokens.shape[1] == 0 or tokens.shape[1] > model.cfg.n_ctx:
+        raise ValueError(f"need 1 to {model.cfg.n_ctx} token ids; got {tokens.shape[1]}")
+    return tokens
 
 
 @torch.no_grad()
 def encode_prompt(model: Any, sae: SAE, prompt: str) -> tuple[list[str], torch.Tensor]:
     """The prompt's tokens (as strings, BOS included) and the SAE latents at each: [pos, n_latents]."""
-    if sae.hook_name is None:
-        raise ValueError("this SAE does not know which hook it reads; set sae.hook_name = 'blocks.L.hook_...'")
     tokens = to_tokens(model, prompt)
-    acts = residual_activations(model, sae.hook_name, tokens)[0]
+    acts = residual_activations(model, _hook(sae), tokens)[0]
     latents = sae.encode(acts.to(sae.pre_bias.dtype))
     return model.to_str_tokens(tokens[0]), latents
+
+
+@dataclass
+class TopFeatures:
+    """The strongest latents at one token of a prompt (only latents that fire, strongest first)."""
+    prompt: str
+    token: str
+    position: int
+    latents: list[int]
+    values: list[float]
+
+    def __str__(self) -> str:
+        rows = "\n".join(f"  {i:>7}  {v:8.3f}" for i, v in zip(self.latents, self.values))
+        return f"{self.prompt!r} at token {self.token!r} (position {self.position}):\n   latent  activation\n{rows}"
+
+
+@torch.no_grad()
+def top_features(model: Any, sae: SAE, prompt: str | torch.Tensor, k: int = 10, position: int = -1,
+                 stop_early: bool = True) -> TopFeatures:
+    """The k strongest latents at one token (default: the last). Encodes only that position, with
+    `sae.encode_topk`, so no dense [pos, n_latents] tensor is built. A TopK SAE fires at most sae.k latents."""
+    tokens = _as_tokens(model, prompt)
+    n = tokens.shape[1]
+    if isinstance(position, bool) or not isinstance(position, int) or not -n <= position < n:
+        raise ValueError(f"position must be an integer from {-n} to {n - 1} for this {n}-token prompt "
+                         f"(0 is BOS, -1 the last token); got {position!r}")
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer; got {k!r}")
+    x = residual_activations(model, _hook(sae), tokens, stop_early)[0, position]
+    values, indices = sae.encode_topk(x.to(sae.pre_bias.dtype), k=min(k, sae.k or k, sae.n_latents))
+    keep = values > 0
+    text = prompt if isinstance(prompt, str) else model.to_string(tokens[0])
+    return TopFeatures(text, model.to_str_tokens(tokens[0, position:position % n + 1])[0], position % n,
+                       indices[keep].tolist(), values[keep].tolist())
+
+
+def recurring_latents(tops: Sequence[TopFeatures], min_count: int = 2) -> list[tuple[int, int]]:
+    """(latent, number of `tops` it appears in) for latents in at least `min_count` of them, most first."""
+    counts: dict[int, int] = {}
+    for top in tops:
+        for latent in set(top.latents):
+            counts[latent] = counts.get(latent, 0) + 1
+    return sorted(((i, c) for i, c in counts.items() if c >= min_count), key=lambda ic: (-ic[1], ic[0]))
+
+
+def check_latent(sae: SAE | int, latent: Any) -> int:
+    """`latent` as an int, or a ValueError saying which indices exist (`sae`: an SAE or its n_latents)."""
+    n = sae if isinstance(sae, int) else sae.n_latents
+    if isinstance(latent, bool) or not isinstance(latent, int) or not 0 <= latent < n:
+        raise ValueError(f"latent must be an integer from 0 to {n - 1}; got {latent!r}")
+    return latent
+
+
+@torch.no_grad()
+def latent_activations(model: Any, sae: SAE, prompt: str, latent: int) -> tuple[list[str], torch.Tensor]:
+    """(tokens as strings, BOS included, activation of `latent` at each token [pos])."""
+    latent = check_latent(sae, latent)
+    tokens = to_tokens(model, prompt)
+    x, _ = sae.preprocess(residual_activations(model, _hook(sae), tokens)[0].to(sae.pre_bias.dtype))
+    if sae.activation == "topk":  # the latent counts only where it is among the k strongest
+        values, indices = sae.encode_pre_act(x).topk(sae.k, dim=-1)
+        acts = (values.relu() * (indices == latent)).sum(-1)
+    else:  # one encoder row is enough
+        acts = torch.relu((x - sae.pre_bias) @ sae.encoder.weight[latent] + sae.latent_bias[latent])
+    return model.to_str_tokens(tokens[0]), acts
+
+
+# --- many texts ---------------------------------------------------------------------------------------
+@dataclass
+class TokenLatents:
+    """The k strongest latents of every token of some texts (BOS left out), stored sparsely."""
+    str_tokens: list[list[str]]  # per text, BOS included
+    text_ids: torch.Tensor       # [n_tokens] which text each row comes from
+    positions: torch.Tensor      # [n_tokens] position in that text (>= 1)
+    values: torch.Tensor         # [n_tokens, k]
+    indices: torch.Tensor        # [n_tokens, k]
+    n_latents: int
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def dense(self, latents: Sequence[int] | torch.Tensor) -> torch.Tensor:
+        """Activations of the chosen latents at every token: [n_tokens, len(latents)]."""
+        latents = torch.as_tensor(latents, dtype=torch.long).reshape(-1)
+        column = torch.full((self.n_latents,), -1, dtype=torch.long)
+        column[latents] = torch.arange(len(latents))
+        col = column[self.indices]
+        rows = torch.arange(len(self)).unsqueeze(1).expand_as(col)
+        hit = col >= 0
+        out = torch.zeros(len(self), len(latents))
+        return out.index_put_((rows[hit], col[hit]), self.values[hit].float(), accumulate=True)
+
+    def active_latents(self) -> torch.Tensor:
+        """Sorted indices of latents that fire on at least one token."""
+        return self.indices[self.values > 0].unique()
+
+    def token(self, row: int) -> str:
+        return self.str_tokens[int(self.text_ids[row])][int(self.positions[row])]
+
+    def context(self, row: int, before: int = 6, after: int = 2) -> str:
+        """The text around a row's token, the token itself in [[brackets]]."""
+        toks, p = self.str_tokens[int(self.text_ids[row])], int(self.positions[row])
+        return ("".join(toks[max(1, p - before):p]) + "[[" + toks[p] + "]]" + "".join(toks[p + 1:p + 1 + after]))
+
+
+@torch.no_grad()
+def collect_latents(model: Any, sae: SAE, texts: Sequence[str], k: int | None = None,
+                    batch_size: int = 32) -> TokenLatents:
+    """Encode every token of `texts` (BOS left out) and keep its k strongest latents (default sae.k or 32)."""
+    if isinstance(texts, str) or len(texts) == 0:
+        raise ValueError("texts must be a non-empty list of strings")
+    k = min(k or sae.k or 32, sae.n_latents)
+    pad = model.tokenizer.pad_token_id or 0
+    token_lists = [to_tokens(model, t)[0] for t in texts]
+    str_tokens, text_ids, positions, values, indices = [], [], [], [], []
+    for start in range(0, len(texts), batch_size):
+        chunk = token_lists[start:start + batch_size]
+        # Right padding is harmless: causal attention never lets a real token see the padding after it.
+        batch = torch.nn.utils.rnn.pad_sequence(chunk, batch_first=True, padding_value=pad)
+        acts = residual_activations(model, _hook(sae), batch.to(model.cfg.device))
+        for j, toks in enumerate(chunk):
+            v, i = sae.encode_topk(acts[j, 1:len(toks)].to(sae.pre_bias.dtype), k=k)
+            values.append(v.cpu()), indices.append(i.cpu())
+            text_ids.append(torch.full((len(toks) - 1,), start + j)), positions.append(torch.arange(1, len(toks)))
+            str_tokens.append(model.to_str_tokens(toks))
+    return TokenLatents(str_tokens, torch.cat(text_ids), torch.cat(positions), torch.cat(values),
+                        torch.cat(indices), sae.n_latents)
+
+
+def auroc(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Area under the ROC curve of each column of scores [n] or [n, m] for boolean labels [n]: the chance
+    that a random True row outscores a random False row (ties count half). Returns [] or [m]."""
+    labels = torch.as_tensor(labels, dtype=torch.bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"AUROC needs both classes; got {n_pos} True and {n_neg} False labels")
+    s = scores.float().reshape(len(labels), -1).T.contiguous()  # [m, n]
+    ordered = s.sort(dim=-1).values
+    below = torch.searchsorted(ordered, s, right=False)  # values strictly smaller
+    upto = torch.searchsorted(ordered, s, right=True)    # values smaller or equal
+    ranks = (below + upto + 1).float() / 2                # 1-based ranks, ties averaged (Mann-Whitney U)
+    u = ranks[:, labels].sum(-1) - n_pos * (n_pos + 1) / 2
+    out = u / (n_pos * n_neg)
+    return out.reshape(scores.shape[1:]) if scores.dim() > 1 else out[0]
+
+
+def contrast_latents(group_a: TokenLatents, group_b: TokenLatents, top: int = 10,
+                     by: str = "auroc") -> list[dict[str, float]]:
+    """Latents that fire more on group_a's tokens than on group_b's, ranked by AUROC or mean difference.
+    Each row: latent, mean_a, mean_b, mean_diff, auroc (1.0: every a-token outscores every b-token)."""
+    if by not in ("auroc", "mean_diff"):
+        raise ValueError(f"by must be 'auroc' or 'mean_diff'; got {by!r}")
+    candidates = torch.cat([group_a.active_latents(), group_b.active_latents()]).unique()
+    a, b = group_a.dense(candidates), group_b.dense(candidates)  # latents that never fire: AUROC 0.5
+    au = auroc(torch.cat([a, b]), torch.cat([torch.ones(len(a)), torch.zeros(len(b))]).bool())
+    diff = a.mean(0) - b.mean(0)
+    order = _rank(au, diff, by)
+    return [{"latent": int(candidates[j]), "mean_a": float(a[:, j].mean()), "mean_b": float(b[:, j].mean()),
+             "mean_diff": float(diff[j]), "auroc": float(au[j])} for j in order[:top]]
+
+
+def _rank(au: torch.Tensor, diff: torch.Tensor, by: str) -> list[int]:
+    """Indices sorted by the chosen score, the other one breaking ties."""
+    keys = list(zip(au.tolist(), diff.tolist()))
+    return sorted(range(len(keys)), key=lambda j: keys[j] if by == "auroc" else keys[j][::-1], reverse=True)
+
+
+def label_auroc(token_latents: TokenLatents, latent: int, labels: Sequence[str], target: str) -> float:
+    """AUROC of one latent for telling tokens labelled `target` from the other labelled tokens ("none"
+    labels are left out). `labels` has one entry per row of token_latents."""
+    if len(labels) != len(token_latents):
+        raise ValueError(f"need one label per token ({len(token_latents)}); got {len(labels)}")
+    keep = torch.tensor([lab != "none" for lab in labels])
+    y = torch.tensor([lab == target for lab in labels])
+    return float(auroc(token_latents.dense([latent])[keep, 0], y[keep]))
+
+
+def top_activating_tokens(token_latents: TokenLatents, latent: int, n: int = 10) -> list[dict[str, Any]]:
+    """The n tokens where `latent` fires most: rows of value, token and context."""
+    latent = check_latent(token_latents.n_latents, latent)
+    acts = token_latents.dense([latent])[:, 0]
+    values, rows = acts.topk(min(n, len(acts)))
+    return [{"value": float(v), "token": token_latents.token(int(r)), "context": token_latents.context(int(r))}
+            for v, r in zip(values, rows) if v > 0]
+
+
+# --- what a latent writes -----------------------------------------------------------------------------
+@torch.no_grad()
+def logit_effects(model: Any, sae: SAE, latent: int, n: int = 10
+                  ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """(tokens the latent's decoder direction promotes most, tokens it suppresses most): W_dec[:, i] @ W_U.
+    Direct effect only: it ignores the final LayerNorm and every later block."""
+    latent = check_latent(sae, latent)
+    logits = sae.W_dec[:, latent].float() @ model.W_U.float().to(sae.W_dec.device)  # [d_vocab]
+    up, down = logits.topk(n), (-logits).topk(n)
+    decode = model.tokenizer.decode
+    return ([(decode([int(i)]), float(v)) for v, i in zip(up.values, up.indices)],
+            [(decode([int(i)]), -float(v)) for v, i in zip(down.values, down.indices)])
+
+
+def neuronpedia_url(latent: int, layer: int = 8, location: str = "resid_post_mlp", size: str = "128k") -> str:
+    """Neuronpedia's page for one latent of OpenAI's GPT-2 small v5 SAEs."""
+    if location not in NEURONPEDIA_SITES:
+        raise ValueError(f"location must be one of {sorted(NEURONPEDIA_SITES)}; got {location!r}")
+    if size not in OPENAI_SIZES.values() or not 0 <= layer < 12:
+        raise ValueError(f"need size '32k' or '128k' and layer 0-11; got size={size!r}, layer={layer!r}")
+    n_latents = {v: k for k, v in OPENAI_SIZES.items()}[size]
+    if isinstance(latent, bool) or not isinstance(latent, int) or not 0 <= latent < n_latents:
+        raise ValueError(f"latent must be an integer index into the {size} SAE; got {latent!r}")
+    return f"{NEURONPEDIA}/{layer}-{NEURONPEDIA_SITES[location]}_{size}-oai/{latent}"
+
+
+def neuronpedia_url_for(sae: SAE, latent: int) -> str | None:
+    """Neuronpedia's page for a latent of this SAE, or None when it is not one of OpenAI's GPT-2 SAEs."""
+    latent = check_latent(sae, latent)
+    hook = (sae.hook_name or "").split(".")
+    if sae.d_model != 768 or sae.n_latents not in OPENAI_SIZES or len(hook) != 3 or hook[2] not in HOOK_TO_LOCATION:
+        return None
+    return neuronpedia_url(latent, hook_layer(sae.hook_name), HOOK_TO_LOCATION[hook[2]], OPENAI_SIZES[sae.n_latents])
+
+
+# --- tables and plots ---------------------------------------------------------------------------------
+def format_table(rows: Sequence[dict[str, Any]], digits: int = 3) -> str:
+    """Rows of dicts as an aligned plain-text table."""
+    if not rows:
+        return "(no rows)"
+    cols = list(rows[0])
+    cell = lambda v: f"{v:.{digits}f}" if isinstance(v, float) else str(v)  # noqa: E731
+    width = {c: max(len(c), *(len(cell(r[c])) for r in rows)) for c in cols}
+    lines = ["  ".join(c.rjust(width[c]) for c in cols)]
+    lines += ["  ".join(cell(r[c]).rjust(width[c]) for c in cols) for r in rows]
+    return "\n".join(lines)
+
+
+def plot_top_features(top: TopFeatures, ax: Any = None) -> Any:
+    """Bar chart of a TopFeatures result; returns the matplotlib Axes."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(7, 3))[1]
+    ax.bar([str(i) for i in top.latents], top.values, color="tab:blue")
+    ax.set(title=f"Top latents at {top.token!r} in {top.prompt!r}"[:90], xlabel="latent index",
+           ylabel="activation")
+    ax.tick_params(axis="x", rotation=45)
+    return ax
+
+
+def plot_token_heatmap(str_tokens: list[str], acts: torch.Tensor, latent: int, ax: Any = None) -> Any:
+    """One latent's activation at each token of a prompt, as a one-row heatmap; returns the Axes."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(max(4, 0.8 * len(str_tokens)), 1.8))[1]
+    acts = acts.detach().float().reshape(-1).cpu()
+    vmax = max(float(acts.max()), 1e-3)
+    image = ax.imshow(acts.reshape(1, -1), cmap="Reds", aspect="auto", vmin=0, vmax=vmax)
+    for x, v in enumerate(acts.tolist()):  # the value in each cell, white on dark red
+        ax.text(x, 0, f"{v:.2g}" if v else "", ha="center", va="center", fontsize=8,
+                color="white" if v > 0.6 * vmax else "black")
+    ax.set_xticks(range(len(str_tokens)), [repr(t)[1:-1] for t in str_tokens], rotation=45, ha="right")
+    ax.set_yticks([])
+    ax.set(title=f"Latent {latent}: activation per token", xlabel="token")
+    ax.figure.colorbar(image, ax=ax, label="activation", pad=0.01)
+    return ax
