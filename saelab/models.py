@@ -101,9 +101,17 @@ def load_model(name: str, device: str | torch.device | None = None) -> Any:
 @contextlib.contextmanager
 def _quiet():
     """Hide the loaders' progress bars and deprecation chatter; real errors still raise."""
-    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
+    from transformers.utils import logging as hf_logging
+
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a notebook would show "Loading weights" as a widget
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
 
 
 def to_tokens(model: Any, prompt: str, prepend_bos: bool = True) -> torch.Tensor:
