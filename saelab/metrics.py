@@ -1,0 +1,95 @@
+"""How good is an SAE? Sparsity, reconstruction, dead latents, decoder geometry, feature recovery.
+
+Plain functions: tensors in, floats (or small tensors) out. Every formula is one or two lines.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def l0(latents: torch.Tensor) -> float:
+    """Mean number of non-zero latents per token; latents [..., n_latents]."""
+    return (latents != 0).sum(dim=-1).float().mean().item()
+
+
+def fraction_variance_unexplained(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    """sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over tokens; x, x_hat [..., d_model].
+
+    0 is a perfect reconstruction; 1 is no better than predicting the mean activation.
+    """
+    if x.shape != x_hat.shape:
+        raise ValueError(f"x and x_hat must have the same shape; got {tuple(x.shape)} and {tuple(x_hat.shape)}")
+    x, x_hat = x.reshape(-1, x.shape[-1]).float(), x_hat.reshape(-1, x.shape[-1]).float()
+    total = (x - x.mean(dim=0)).pow(2).sum()
+    return ((x - x_hat).pow(2).sum() / total.clamp_min(1e-12)).item()
+
+
+def dead_fraction(activity: torch.Tensor) -> float:
+    """Fraction of latents that never fired.
+
+    `activity` is either fire counts per latent [n_latents] or latent activations [n_tokens, n_latents].
+    """
+    if activity.dim() > 1:
+        activity = (activity.reshape(-1, activity.shape[-1]) != 0).sum(dim=0)
+    return (activity == 0).float().mean().item()
+
+
+def _unit_columns(W_dec: torch.Tensor) -> torch.Tensor:
+    """Decoder columns scaled to unit norm: [d_model, n_latents]."""
+    return F.normalize(W_dec.detach().float(), dim=0)
+
+
+def decoder_orthogonality(W_dec: torch.Tensor) -> float:
+    """Mean |cos| between distinct decoder columns (exact; builds the n x n Gram). W_dec [d_model, n_latents].
+
+    0 means the latent directions are orthogonal; larger means they overlap (superposition).
+    """
+    W = _unit_columns(W_dec)
+    n = W.shape[1]
+    if n < 2:
+        raise ValueError("decoder_orthogonality needs at least 2 latents")
+    gram = W.T @ W
+    off_diagonal = gram.abs().sum() - gram.diagonal().abs().sum()
+    return (off_diagonal / (n * (n - 1))).item()
+
+
+def decoder_orthogonality_sampled(W_dec: torch.Tensor, n_pairs: int = 16384, seed: int = 0) -> float:
+    """Unbiased estimate of `decoder_orthogonality` from `n_pairs` uniformly drawn pairs i != j.
+
+    Memory is O(n_pairs * d_model): it never builds the n x n Gram (nor a normalised copy of W_dec),
+    so it works for 131072 latents.
+    """
+    n = W_dec.shape[1]
+    if n < 2:
+        raise ValueError("decoder_orthogonality_sampled needs at least 2 latents")
+    g = torch.Generator().manual_seed(seed)
+    i = torch.randint(0, n, (n_pairs,), generator=g)
+    j = torch.randint(0, n - 1, (n_pairs,), generator=g)
+    j = j + (j >= i).long()  # uniform over the n - 1 indices that are not i
+    W = W_dec.detach()
+    a, b = _unit_columns(W[:, i.to(W.device)]), _unit_columns(W[:, j.to(W.device)])
+    return (a * b).sum(dim=0).abs().mean().item()
+
+
+def cosine_matrix(W_dec: torch.Tensor, true_features: torch.Tensor) -> torch.Tensor:
+    """Cosine between every true feature and every decoder column: [n_features, n_latents].
+
+    W_dec [d_model, n_latents] (columns are latent directions); true_features [n_features, d_model].
+    """
+    if true_features.shape[-1] != W_dec.shape[0]:
+        raise ValueError(f"true_features are {true_features.shape[-1]}-d but decoder columns are "
+                         f"{W_dec.shape[0]}-d; pass W_dec as [d_model, n_latents] (sae.W_dec)")
+    return F.normalize(true_features.detach().float(), dim=-1) @ _unit_columns(W_dec)
+
+
+def feature_recovery(W_dec: torch.Tensor, true_features: torch.Tensor) -> dict[str, torch.Tensor | float]:
+    """Match each true feature to its closest decoder column.
+
+    Returns {"cos": [n_features, n_latents], "best_cos": [n_features], "best_latent": [n_features],
+    "mean_best_cos": float}; mean_best_cos near 1 means every feature has a latent of its own.
+    """
+    cos = cosine_matrix(W_dec, true_features)
+    best_cos, best_latent = cos.max(dim=1)
+    return {"cos": cos, "best_cos": best_cos, "best_latent": best_latent,
+            "mean_best_cos": best_cos.mean().item()}

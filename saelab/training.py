@@ -1,0 +1,292 @@
+"""Train an SAE (ReLU + L1 or TopK) on activations: one small loop for the toy and for GPT-2.
+
+    ReLU:  loss = ||x - x_hat||^2 + l1_coef * ||c||_1      (per token, averaged over the batch)
+    TopK:  loss = ||x - x_hat||^2                           (sparsity is built into the activation)
+
+The L1 term is weighted by the decoder norms implicitly: after every optimiser step each decoder
+column is rescaled to unit norm, so the SAE cannot shrink ||c||_1 by growing a column instead.
+With `normalize=True` SAEs the loss is computed in the SAE's standardised space, as OpenAI did.
+
+Dead latents: `sae.stats_last_nonzero[i]` counts the steps since latent i last fired. Every
+`resample_every` steps the latents silent for `dead_after` steps are given new directions
+(`resample_dead_latents`, strategy "reinit" or "high_loss").
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from saelab import metrics
+from saelab.sae import SAE
+
+STRATEGIES = ("reinit", "high_loss")
+
+
+@dataclass
+class History:
+    """What `train_sae` logged: one entry per log step (ortho and resampling on their own steps)."""
+    step: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    mse: list[float] = field(default_factory=list)
+    l1: list[float] = field(default_factory=list)
+    l0: list[float] = field(default_factory=list)
+    fvu: list[float] = field(default_factory=list)
+    dead_fraction: list[float] = field(default_factory=list)
+    ortho_step: list[int] = field(default_factory=list)
+    ortho: list[float] = field(default_factory=list)
+    resampled: list[tuple[int, int]] = field(default_factory=list)  # (step, number of latents)
+    tokens: int = 0
+    seconds: float = 0.0
+    stopped: bool = False
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / max(self.seconds, 1e-9)
+
+    def last(self) -> dict[str, float]:
+        """The most recent log entry as a dict (empty before the first log)."""
+        if not self.step:
+            return {}
+        keys = ("step", "loss", "mse", "l1", "l0", "fvu", "dead_fraction")
+        return {k: getattr(self, k)[-1] for k in keys}
+
+
+# --- initialisation and data ---------------------------------------------------------------
+@torch.no_grad()
+def init_sae_(sae: SAE, seed: int = 0, x_sample: torch.Tensor | None = None) -> SAE:
+    """Seeded init: unit-norm random decoder columns, encoder = decoder^T, pre_bias = mean input."""
+    g = torch.Generator().manual_seed(seed)
+    W = F.normalize(torch.randn(sae.d_model, sae.n_latents, generator=g), dim=0)
+    sae.decoder.weight.copy_(W)
+    sae.encoder.weight.copy_(W.T)
+    sae.latent_bias.zero_()
+    sae.pre_bias.zero_()
+    if x_sample is not None:  # start the decoder bias at the data mean: the SAE then models deviations
+        x_sample = x_sample.reshape(-1, x_sample.shape[-1]).to(W)
+        sae.pre_bias.copy_(sae.preprocess(x_sample)[0].mean(dim=0))
+    sae.stats_last_nonzero.zero_()
+    return sae
+
+
+def iterate_batches(data: torch.Tensor | Iterable[torch.Tensor], batch_size: int,
+                    seed: int = 0) -> Iterator[torch.Tensor]:
+    """Yield batches [batch, d_model]: seeded reshuffled epochs of a tensor, or the items of an iterable."""
+    if not torch.is_tensor(data):
+        yield from data
+        return
+    data = data.reshape(-1, data.shape[-1])
+    batch_size = min(batch_size, len(data))
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        perm = torch.randperm(len(data), generator=g)
+        for i in range(0, len(data) - batch_size + 1, batch_size):
+            yield data[perm[i:i + batch_size]]
+
+
+# --- dead latents ------------------------------------------------------------------------------
+@torch.no_grad()
+def resample_dead_latents(sae: SAE, optimizer: torch.optim.Optimizer | None, dead: torch.Tensor,
+                          x: torch.Tensor, strategy: str = "high_loss", seed: int = 0) -> int:
+    """Give the latents where `dead` [n_latents] is True new directions; return how many.
+
+    "reinit":    random unit decoder column, encoder row = the same direction (as at init).
+    "high_loss": decoder column = a normalised input x - pre_bias drawn with probability
+                 proportional to its squared reconstruction error (Anthropic, 2023); encoder row =
+                 that direction * 0.2 * mean norm of the live encoder rows.
+    Both zero the latent's bias, its steps-since-fired counter and its Adam moments.
+    x [batch, d_model] must already be preprocessed (`sae.preprocess`).
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}; got {strategy!r}")
+    idx = dead.nonzero().squeeze(1)
+    if len(idx) == 0:
+        return 0
+    g = torch.Generator().manual_seed(seed)
+    W_enc, W_dec = sae.encoder.weight, sae.decoder.weight
+    if strategy == "reinit":
+        directions = F.normalize(torch.randn(len(idx), sae.d_model, generator=g), dim=-1).to(W_dec)
+        enc_rows = directions
+    else:
+        x_hat = sae.decoder(sae.activate(sae.encode_pre_act(x))) + sae.pre_bias
+        err = (x - x_hat).pow(2).sum(dim=-1).float().cpu()
+        probs = err if err.sum() > 0 else torch.ones_like(err)
+        picks = torch.multinomial(probs, len(idx), replacement=len(idx) > len(x), generator=g)
+        directions = F.normalize(x[picks.to(x.device)] - sae.pre_bias, dim=-1)
+        alive = ~dead
+        scale = 0.2 * W_enc[alive].norm(dim=1).mean() if alive.any() else 1.0
+        enc_rows = directions * scale
+    W_dec[:, idx] = directions.T
+    W_enc[idx] = enc_rows
+    sae.latent_bias[idx] = 0.0
+    sae.stats_last_nonzero[idx] = 0
+    if optimizer is not None:  # stale Adam moments would push the new directions straight back
+        for param, index in ((W_enc, (idx,)), (W_dec, (slice(None), idx)), (sae.latent_bias, (idx,))):
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in optimizer.state.get(param, {}):
+                    optimizer.state[param][key][index] = 0.0
+    return len(idx)
+
+
+def decoder_orthogonality_auto(W_dec: torch.Tensor, exact_max: int = 2048, seed: int = 0) -> float:
+    """Exact mean |cos| of decoder columns up to `exact_max` latents, an unbiased sample above."""
+    if W_dec.shape[1] <= exact_max:
+        return metrics.decoder_orthogonality(W_dec)
+    return metrics.decoder_orthogonality_sampled(W_dec, n_pairs=16384, seed=seed)
+
+
+# --- the loop ------------------------------------------------------------------------------------
+def train_sae(
+    sae: SAE,
+    data: torch.Tensor | Iterable[torch.Tensor],
+    *,
+    n_steps: int = 1000,
+    batch_size: int = 4096,
+    lr: float = 1e-3,
+    l1_coef: float = 1e-3,
+    seed: int = 0,
+    init: bool = True,
+    log_every: int = 50,
+    ortho_every: int | None = 500,
+    ortho_exact_max: int = 2048,
+    resample_every: int | None = None,
+    resample_strategy: str = "high_loss",
+    dead_after: int = 500,
+    normalize_decoder: bool = True,
+    progress: bool = False,
+    num_threads: int | None = None,
+    callback: Callable[[History, SAE], bool | None] | None = None,
+    stop: threading.Event | None = None,
+    checkpoint_path: str | Path | None = None,
+    checkpoint_every: int | None = None,
+) -> History:
+    """Train `sae` in place on batches [batch, d_model] and return the `History`.
+
+    `data` is an in-memory tensor [n_tokens, d_model] (seeded shuffling) or any iterable of batches
+    (training stops when it runs out). `callback(history, sae)` runs after every log; return True
+    from it, or set the `stop` event, to stop early. `init=False` continues from the current weights.
+    `num_threads=None` uses one CPU thread for toy-sized SAEs (tiny matmuls run faster, and far
+    faster when other programs share the cores) and torch's setting otherwise.
+    """
+    if num_threads is None and sae.n_latents * sae.d_model * batch_size < 2**24:
+        num_threads = 1
+    with _cpu_threads(num_threads):
+        return _train(sae, data, n_steps=n_steps, batch_size=batch_size, lr=lr, l1_coef=l1_coef, seed=seed,
+                      init=init, log_every=log_every, ortho_every=ortho_every, ortho_exact_max=ortho_exact_max,
+                      resample_every=resample_every, resample_strategy=resample_strategy,
+                      dead_after=dead_after, normalize_decoder=normalize_decoder, progress=progress,
+                      callback=callback, stop=stop, checkpoint_path=checkpoint_path,
+                      checkpoint_every=checkpoint_every)
+
+
+@contextlib.contextmanager
+def _cpu_threads(n: int | None) -> Iterator[None]:
+    """Temporarily use n CPU threads in torch (None: leave as is)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n or before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(sae: SAE, data, *, n_steps, batch_size, lr, l1_coef, seed, init, log_every, ortho_every,
+           ortho_exact_max, resample_every, resample_strategy, dead_after, normalize_decoder, progress,
+           callback, stop, checkpoint_path, checkpoint_every) -> History:
+    """The training loop itself (arguments as in `train_sae`)."""
+    if resample_strategy not in STRATEGIES:
+        raise ValueError(f"resample_strategy must be one of {STRATEGIES}; got {resample_strategy!r}")
+    if log_every < 1:
+        raise ValueError(f"log_every must be >= 1; got {log_every}")
+    batches = iterate_batches(data, batch_size, seed)
+    first = next(batches, None)
+    if first is None:
+        raise ValueError("data yielded no batches; pass a tensor [n_tokens, d_model] or an iterable of them")
+    device, dtype = sae.decoder.weight.device, sae.decoder.weight.dtype
+    if init:
+        init_sae_(sae, seed, first.to(device))
+    optimizer = torch.optim.Adam(sae.parameters(), lr=lr)
+    is_relu = sae.activation == "relu"
+    history = History()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=n_steps, desc=f"training {sae.activation} SAE", unit="step")
+
+    start = time.perf_counter()
+    x = first
+    for step in range(1, n_steps + 1):
+        if step > 1:
+            x = next(batches, None)
+            if x is None:
+                break
+        x = x.reshape(-1, x.shape[-1]).to(device=device, dtype=dtype, non_blocking=True)  # [batch, d_model]
+        x, _ = sae.preprocess(x)  # standardised for normalize=True SAEs; the loss lives in this space
+        latents = sae.activate(sae.encode_pre_act(x))
+        x_hat = sae.decoder(latents) + sae.pre_bias
+        mse = (x_hat - x).pow(2).sum(dim=-1).mean()
+        l1 = latents.sum(dim=-1).mean()  # latents are >= 0 (ReLU), so this is ||c||_1
+        loss = mse + l1_coef * l1 if is_relu else mse
+
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            if normalize_decoder:
+                W = sae.decoder.weight
+                W.div_(W.norm(dim=0, keepdim=True).clamp_min(1e-8))
+            fired = latents.amax(dim=0) > 0  # latents are >= 0; amax is ~3x cheaper than (!= 0).any
+            sae.stats_last_nonzero.mul_(~fired).add_(1)  # steps since each latent last fired
+        history.tokens += len(x)
+
+        if step % log_every == 0 or step == n_steps:
+            _log(history, step, loss, mse, l1, latents, x, x_hat, sae, dead_after)
+            if bar is not None:
+                bar.set_postfix(loss=f"{history.loss[-1]:.4g}", L0=f"{history.l0[-1]:.1f}",
+                                FVU=f"{history.fvu[-1]:.3f}", refresh=False)
+            if callback is not None and callback(history, sae):
+                history.stopped = True
+        if ortho_every and (step % ortho_every == 0 or step == n_steps):
+            history.ortho_step.append(step)
+            history.ortho.append(decoder_orthogonality_auto(sae.decoder.weight, ortho_exact_max, seed + step))
+        if resample_every and step % resample_every == 0 and step < n_steps:
+            dead = sae.stats_last_nonzero >= dead_after
+            n = resample_dead_latents(sae, optimizer, dead, x, resample_strategy, seed + step)
+            if n:
+                history.resampled.append((step, n))
+        if checkpoint_path is not None and checkpoint_every and step % checkpoint_every == 0:
+            sae.save(checkpoint_path)
+        if bar is not None:
+            bar.update(1)
+        if history.stopped or (stop is not None and stop.is_set()):
+            history.stopped = True
+            break
+
+    history.seconds = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    if checkpoint_path is not None:
+        sae.save(checkpoint_path)
+    return history
+
+
+@torch.no_grad()
+def _log(history: History, step: int, loss: torch.Tensor, mse: torch.Tensor, l1: torch.Tensor,
+         latents: torch.Tensor, x: torch.Tensor, x_hat: torch.Tensor, sae: SAE, dead_after: int) -> None:
+    """Append one log entry (the only place the loop turns tensors into Python floats)."""
+    history.step.append(step)
+    history.loss.append(loss.item())
+    history.mse.append(mse.item())
+    history.l1.append(l1.item())
+    history.l0.append(metrics.l0(latents))
+    history.fvu.append(metrics.fraction_variance_unexplained(x, x_hat))
+    history.dead_fraction.append((sae.stats_last_nonzero >= dead_after).float().mean().item())
+    if not math.isfinite(history.loss[-1]):
+        raise FloatingPointError(f"loss became {history.loss[-1]} at step {step}; lower lr or l1_coef")
