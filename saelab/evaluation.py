@@ -1,0 +1,234 @@
+"""Is a trained SAE any good? Sparsity, reconstruction, dead latents, and the LM loss it keeps.
+
+    L0            mean number of latents active per token
+    FVU           ||x - x_hat||^2 / ||x - mean(x)||^2 over an eval set
+    dead          fraction of latents that never fire on the eval set
+    loss recovered (L_zero - L_sae) / (L_zero - L_clean): splice the reconstruction into the forward pass
+                  at the hook; 1 = as good as the real activation, 0 = as bad as zeroing it
+
+Splicing never touches the BOS position: GPT-2's BOS activation is an outlier the SAE was not trained on,
+and the clean, SAE and zero runs all keep it, so the comparison is about the real tokens.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator
+
+import torch
+
+from saelab import metrics
+from saelab.activations import tokenize_texts
+from saelab.sae import SAE
+
+
+# --- on activations ----------------------------------------------------------------------------------
+@torch.no_grad()
+def sae_metrics(sae: SAE, acts: torch.Tensor, batch_size: int = 4096) -> dict[str, float]:
+    """L0, FVU and dead fraction of `sae` on activations [n_tokens, d_model] (in batches, no grad)."""
+    acts = acts.reshape(-1, acts.shape[-1])
+    device, dtype = sae.pre_bias.device, sae.pre_bias.dtype
+    fires = torch.zeros(sae.n_latents, dtype=torch.long, device=device)
+    active, err, x_sum, x_sq = 0.0, 0.0, torch.zeros(sae.d_model, dtype=torch.float64, device=device), 0.0
+    for i in range(0, len(acts), batch_size):
+        x = acts[i:i + batch_size].to(device=device, dtype=dtype)
+        latents = sae.encode(x)
+        x_hat = sae.decode(latents, sae.preprocess(x)[1])
+        nonzero = latents != 0
+        fires += nonzero.sum(dim=0)
+        active += nonzero.sum().item()
+        err += (x - x_hat).double().pow(2).sum().item()
+        x_sum += x.double().sum(dim=0)
+        x_sq += x.double().pow(2).sum().item()
+    n = len(acts)
+    total_var = x_sq - x_sum.pow(2).sum().item() / n  # sum ||x - mean||^2, the same as metrics.fvu's
+    return {"l0": active / n, "fvu": err / max(total_var, 1e-12),
+            "dead_fraction": metrics.dead_fraction(fires), "n_tokens": n}
+
+
+# --- splicing into the forward pass ------------------------------------------------------------
+@contextlib.contextmanager
+def spliced(model: Any, hook_name: str, replace: Callable[[torch.Tensor], torch.Tensor],
+            keep_bos: bool = True) -> Iterator[Any]:
+    """Within the block, the activation at `hook_name` [batch, pos, d_model] is replaced by `replace(act)`.
+
+    The hook is removed on exit, also when the forward pass (or `replace`) raises.
+    """
+    def hook_fn(activation: torch.Tensor, hook: Any) -> torch.Tensor:
+        new = replace(activation)
+        if new.shape != activation.shape:
+            raise ValueError(f"the replacement has shape {tuple(new.shape)}; expected {tuple(activation.shape)}")
+        new = new.to(activation.dtype)
+        if keep_bos:
+            new = torch.cat([activation[:, :1], new[:, 1:]], dim=1)
+        return new
+
+    with model.hooks(fwd_hooks=[(hook_name, hook_fn)]):  # TransformerLens removes them in a `finally`
+        yield model
+
+
+def sae_replacement(sae: SAE) -> Callable[[torch.Tensor], torch.Tensor]:
+    """act [batch, pos, d_model] -> the SAE's reconstruction, in the SAE's dtype and device."""
+    def replace(act: torch.Tensor) -> torch.Tensor:
+        return sae.reconstruct(act.to(device=sae.pre_bias.device, dtype=sae.pre_bias.dtype)).to(act.device)
+    return replace
+
+
+def zero_replacement(act: torch.Tensor) -> torch.Tensor:
+    """Zero-ablation: act -> zeros of the same shape."""
+    return torch.zeros_like(act)
+
+
+@torch.no_grad()
+def lm_loss(model: Any, tokens: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean next-token cross-entropy over real tokens; tokens, mask [batch, pos] (mask False at padding)."""
+    logits = model(tokens.to(model.cfg.device), return_type="logits").float()
+    logprobs = logits[:, :-1].log_softmax(dim=-1)
+    targets = tokens[:, 1:].to(logits.device)
+    nll = -logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    keep = mask[:, 1:].to(logits.device)
+    return (nll[keep].sum() / keep.sum().clamp_min(1)).item()
+
+
+def loss_recovered(clean: float, with_sae: float, zero: float) -> float:
+    """(L_zero - L_sae) / (L_zero - L_clean): 1 = the SAE loses nothing, 0 = no better than zero-ablation."""
+    gap = zero - clean
+    if abs(gap) < 1e-12:
+        raise ValueError(f"zero-ablating the hook does not change the loss ({zero:.4g} vs clean {clean:.4g}); "
+                         "loss recovered is undefined: pick a hook that matters")
+    return (zero - with_sae) / gap
+
+
+@torch.no_grad()
+def lm_loss_recovered(model: Any, sae: SAE, texts: list[str], hook_name: str | None = None,
+                      batch_size: int = 32, max_length: int | None = 128) -> dict[str, float]:
+    """LM loss on `texts` clean, with the SAE spliced in at the hook, and zero-ablated, and the fraction recovered."""
+    hook_name = hook_name or sae.hook_name
+    if hook_name is None:
+        raise ValueError("pass hook_name='blocks.L.hook_...' or set sae.hook_name")
+    runs = {"clean": None, "sae": sae_replacement(sae), "zero": zero_replacement}
+    sums = dict.fromkeys(runs, 0.0)
+    n = 0
+    for b in range(0, len(texts), batch_size):
+        tokens, mask = tokenize_texts(model, texts[b:b + batch_size], max_length)
+        weight = int(mask[:, 1:].sum())
+        for name, replace in runs.items():
+            if replace is None:
+                sums[name] += lm_loss(model, tokens, mask) * weight
+            else:
+                with spliced(model, hook_name, replace):
+                    sums[name] += lm_loss(model, tokens, mask) * weight
+        n += weight
+    out = {f"loss_{k}": v / max(n, 1) for k, v in sums.items()}
+    out["loss_recovered"] = loss_recovered(out["loss_clean"], out["loss_sae"], out["loss_zero"])
+    return out
+
+
+def evaluate_sae(model: Any, sae: SAE, acts: torch.Tensor, texts: list[str],
+                 hook_name: str | None = None) -> dict[str, float]:
+    """Everything at once: L0, FVU and dead fraction on `acts`, LM loss recovered on `texts`."""
+    return {**sae_metrics(sae, acts), **lm_loss_recovered(model, sae, texts, hook_name)}
+
+
+# --- latents vs known concepts (tiny world) -----------------------------------------------------
+@torch.no_grad()
+def auroc(scores: torch.Tensor, target: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """AUROC of each column of scores [n, n_latents] for the boolean target [n] (ties count 1/2): [n_latents]."""
+    target = target.bool().to(scores.device)
+    n_pos, n_neg = int(target.sum()), int((~target).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"AUROC needs positive and negative examples; got {n_pos} positive, {n_neg} negative")
+    out = []
+    for c in range(0, scores.shape[1], chunk):
+        s = scores[:, c:c + chunk].T.contiguous().float()          # [chunk, n]
+        sorted_s = s.sort(dim=1).values
+        below = torch.searchsorted(sorted_s, s)                    # how many scores are smaller
+        upto = torch.searchsorted(sorted_s, s, right=True)         # ... smaller or equal
+        ranks = (below + upto + 1).double() / 2                    # average 1-based rank, ties shared
+        rank_sum = ranks[:, target].sum(dim=1)
+        out.append((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))  # Mann-Whitney U / (n+ n-)
+    return torch.cat(out).float()
+
+
+def concept_latents(latents: torch.Tensor, labels: dict[str, list[str]], top: int = 3
+                    ) -> list[dict[str, Any]]:
+    """For every (concept, value), the latents that best detect it among tokens where the concept is known.
+
+    latents [n_tokens, n_latents]; labels: concept -> one label per token ("none" = not revealed yet).
+    Returns rows {"concept", "value", "latent", "auroc"}, best first within each (concept, value).
+    """
+    rows = []
+    for concept, values in labels.items():
+        if len(values) != len(latents):
+            raise ValueError(f"{concept!r} has {len(values)} labels for {len(latents)} tokens")
+        known = torch.tensor([v != "none" for v in values])
+        for value in sorted(set(values) - {"none"}):
+            target = torch.tensor([v == value for v in values])[known]
+            if target.all():
+                continue
+            scores = auroc(latents[known], target)
+            best = scores.topk(min(top, len(scores)))
+            rows += [{"concept": concept, "value": value, "latent": int(i), "auroc": float(a)}
+                     for a, i in zip(best.values, best.indices)]
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]], digits: int = 3) -> str:
+    """Rows of dicts as an aligned text table (floats rounded to `digits`), for printing in a notebook."""
+    if not rows:
+        return "(no rows)"
+    keys = list(dict.fromkeys(k for r in rows for k in r))  # every key, in first-seen order
+    cell = lambda v: f"{v:.{digits}f}" if isinstance(v, float) else str(v)  # noqa: E731
+    cols = [[k] + [cell(r.get(k, "")) for r in rows] for k in keys]
+    widths = [max(map(len, c)) for c in cols]
+    lines = ["  ".join(c[i].rjust(w) for c, w in zip(cols, widths)) for i in range(len(rows) + 1)]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+# --- exercise: the splice hook ------------------------------------------------------------------------
+def check_splice_hook(make_splice_hook: Callable[[SAE], Callable], verbose: bool = True) -> bool:
+    """Check a student's `make_splice_hook(sae) -> hook_fn(activation, hook)`; print why a wrong one fails.
+
+    The hook must return the activation [batch, pos, d_model] with every position except BOS (position 0)
+    replaced by `sae.reconstruct(...)`. Returns True when right; never raises, so a stub does not stop a notebook.
+    """
+    def fail(msg: str) -> bool:
+        if verbose:
+            print(f"Not yet: {msg}")
+        return False
+
+    torch.manual_seed(0)
+    sae = SAE(8, 32)
+    with torch.no_grad():
+        for p in (sae.encoder.weight, sae.decoder.weight, sae.pre_bias, sae.latent_bias):
+            p.normal_(0, 0.5)
+    act = torch.randn(2, 5, 8) * 3
+    expected = act.clone()
+    with torch.no_grad():
+        expected[:, 1:] = sae.reconstruct(act[:, 1:])
+    try:
+        hook_fn = make_splice_hook(sae)
+        if not callable(hook_fn):
+            return fail(f"make_splice_hook(sae) returned {type(hook_fn).__name__}; return a function "
+                        "hook_fn(activation, hook)")
+        with torch.no_grad():
+            out = hook_fn(act.clone(), None)
+    except Exception as err:  # a stub that raises, or a bug: explain instead of crashing
+        return fail(f"calling your hook raised {type(err).__name__}: {err}")
+    if out is None:
+        return fail("your hook returned None; a TransformerLens hook that replaces the activation must return "
+                    "the new tensor [batch, pos, d_model]")
+    if not torch.is_tensor(out) or out.shape != act.shape:
+        return fail(f"your hook returned shape {tuple(getattr(out, 'shape', ()))}; expected {tuple(act.shape)} "
+                    "(the same shape as the activation)")
+    if torch.allclose(out, act):
+        return fail("your hook returned the activation unchanged; replace it with sae.reconstruct(...)")
+    if not torch.allclose(out[:, 0], act[:, 0]):
+        if torch.allclose(out[:, 0], sae.reconstruct(act[:, :1])[:, 0], atol=1e-5):
+            return fail("position 0 (BOS) was reconstructed too; keep the original activation there")
+        return fail("position 0 (BOS) changed; keep the original activation there")
+    if not torch.allclose(out[:, 1:], expected[:, 1:], atol=1e-5):
+        return fail("positions 1.. differ from sae.reconstruct(activation)[:, 1:]; did you call sae.encode only, "
+                    "or decode without the pre_bias?")
+    if verbose:
+        print("Correct: every token after BOS now flows through the SAE.")
+    return True

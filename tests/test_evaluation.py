@@ -1,0 +1,166 @@
+import pytest
+import torch
+
+from saelab import metrics
+from saelab.evaluation import (auroc, check_splice_hook, concept_latents, lm_loss, lm_loss_recovered,
+                               loss_recovered, sae_metrics, spliced)
+from saelab.activations import tokenize_texts
+from saelab.sae import SAE
+from saelab.tinyworld.generator import generate_stories
+
+HOOK = "blocks.1.hook_mlp_out"
+TEXTS = [s.text for s in generate_stories(6, seed=5)]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A random 2-layer GPT-2 with the tiny world's tokenizer."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from saelab.models import load_model
+    from saelab.tinyworld.tokenizer import build_tokenizer
+
+    tok = build_tokenizer()
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=16, n_layer=2, n_head=2,
+                        bos_token_id=0, eos_token_id=0)
+    path = tmp_path_factory.mktemp("tw_eval")
+    GPT2LMHeadModel(config).eval().save_pretrained(path)
+    tok.save_pretrained(path)
+    return load_model(str(path), device="cpu")
+
+
+def identity_sae(d: int) -> SAE:
+    """relu(x) - relu(-x) = x: a ReLU SAE with 2d latents that reconstructs perfectly."""
+    sae = SAE(d, 2 * d, hook_name=HOOK)
+    eye = torch.eye(d)
+    with torch.no_grad():
+        sae.encoder.weight.copy_(torch.cat([eye, -eye]))
+        sae.decoder.weight.copy_(torch.cat([eye, -eye], dim=1))
+        sae.pre_bias.zero_()
+        sae.latent_bias.zero_()
+    return sae
+
+
+def zero_sae(d: int) -> SAE:
+    sae = identity_sae(d)
+    with torch.no_grad():
+        sae.decoder.weight.zero_()
+    return sae
+
+
+def test_loss_recovered_formula():
+    assert loss_recovered(clean=2.0, with_sae=2.0, zero=6.0) == 1.0
+    assert loss_recovered(clean=2.0, with_sae=6.0, zero=6.0) == 0.0
+    assert loss_recovered(clean=2.0, with_sae=3.0, zero=6.0) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="undefined"):
+        loss_recovered(2.0, 2.5, 2.0)
+
+
+def test_perfect_reconstruction_recovers_everything_and_zero_nothing(model):
+    perfect = lm_loss_recovered(model, identity_sae(16), TEXTS)
+    assert perfect["loss_sae"] == pytest.approx(perfect["loss_clean"], abs=1e-5)
+    assert perfect["loss_zero"] != pytest.approx(perfect["loss_clean"], abs=1e-4)
+    assert perfect["loss_recovered"] == pytest.approx(1.0, abs=1e-3)
+    zero = lm_loss_recovered(model, zero_sae(16), TEXTS)
+    assert zero["loss_recovered"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_lm_loss_ignores_padding(model):
+    tokens, mask = tokenize_texts(model, TEXTS[:1])
+    alone = lm_loss(model, tokens, mask)
+    tokens2, mask2 = tokenize_texts(model, [TEXTS[0], TEXTS[0] + " " + TEXTS[1]])
+    assert lm_loss(model, tokens2[:1], mask2[:1]) == pytest.approx(alone, abs=1e-5)
+
+
+def test_hook_is_removed_even_when_the_splice_fails(model):
+    tokens, _ = tokenize_texts(model, TEXTS)
+    clean = model(tokens)
+    broken = identity_sae(16)
+    broken.reconstruct = lambda x: (_ for _ in ()).throw(RuntimeError("boom"))
+    with pytest.raises(RuntimeError, match="boom"):
+        lm_loss_recovered(model, broken, TEXTS)
+    assert torch.allclose(model(tokens), clean)
+    with pytest.raises(KeyError):
+        with spliced(model, HOOK, torch.zeros_like):
+            raise KeyError("inside")
+    assert torch.allclose(model(tokens), clean)
+
+
+def test_spliced_keeps_bos_and_checks_shapes(model):
+    tokens, _ = tokenize_texts(model, TEXTS[:2])
+    seen = []
+    with spliced(model, HOOK, torch.zeros_like):
+        with model.hooks(fwd_hooks=[(HOOK, lambda a, hook: seen.append(a.clone()))]):
+            model(tokens)
+    assert (seen[0][:, 1:] == 0).all() and (seen[0][:, 0] != 0).any()
+    with pytest.raises(ValueError, match="shape"):
+        with spliced(model, HOOK, lambda a: a[:, :1]):
+            model(tokens)
+
+
+def test_sae_metrics_match_the_metric_functions():
+    torch.manual_seed(0)
+    sae = SAE(8, 32)
+    with torch.no_grad():
+        sae.encoder.weight.normal_()
+        sae.latent_bias.fill_(-1.0)
+        sae.latent_bias[:4] = -1e3  # 4 latents that can never fire
+    x = torch.randn(1000, 8)
+    got = sae_metrics(sae, x, batch_size=128)
+    _, latents, x_hat = sae(x)
+    assert got["l0"] == pytest.approx(metrics.l0(latents), rel=1e-5)
+    assert got["fvu"] == pytest.approx(metrics.fraction_variance_unexplained(x, x_hat), rel=1e-4)
+    assert got["dead_fraction"] == pytest.approx(metrics.dead_fraction(latents)) and got["dead_fraction"] >= 4 / 32
+
+
+def test_auroc_matches_brute_force_with_ties():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.relu(torch.randn(200, 5, generator=g))  # many ties at 0, like ReLU latents
+    target = torch.rand(200, generator=g) < 0.3
+    got = auroc(scores, target, chunk=2)
+    for j in range(5):
+        pos, neg = scores[target, j], scores[~target, j]
+        diff = pos[:, None] - neg[None, :]
+        brute = ((diff > 0).float() + 0.5 * (diff == 0).float()).mean()
+        assert got[j] == pytest.approx(brute.item(), abs=1e-6)
+    assert auroc(target.float()[:, None], target)[0] == 1.0
+    with pytest.raises(ValueError, match="positive and negative"):
+        auroc(scores, torch.ones(200, dtype=torch.bool))
+
+
+def test_concept_latents_finds_a_planted_detector():
+    g = torch.Generator().manual_seed(0)
+    values = ["none"] * 10 + ["positive", "negative"] * 45
+    latents = torch.relu(torch.randn(100, 6, generator=g))
+    latents[:, 4] = torch.tensor([5.0 if v == "positive" else 0.0 for v in values])
+    rows = concept_latents(latents, {"sentiment": values}, top=2)
+    best = {r["value"]: r for r in rows if r["latent"] == 4}
+    assert best["positive"]["auroc"] == 1.0
+    assert [r["value"] for r in rows].count("positive") == 2
+
+
+def right_hook(sae):
+    def hook_fn(activation, hook):
+        out = sae.reconstruct(activation)
+        out[:, 0] = activation[:, 0]
+        return out
+    return hook_fn
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda sae: (lambda a, hook: None), "returned None"),
+    (lambda sae: (lambda a, hook: a), "unchanged"),
+    (lambda sae: (lambda a, hook: sae.reconstruct(a)), "BOS"),
+    (lambda sae: (lambda a, hook: sae.encode(a)), "shape"),
+    (lambda sae: (lambda a, hook: 1 / 0), "ZeroDivisionError"),
+    (lambda sae: None, "return a function"),
+])
+def test_check_splice_hook_explains_wrong_answers(wrong, message, capsys):
+    assert check_splice_hook(wrong) is False
+    assert message in capsys.readouterr().out
+
+
+def test_check_splice_hook_accepts_the_solution(capsys):
+    assert check_splice_hook(right_hook) is True
+    assert "Correct" in capsys.readouterr().out
