@@ -1,0 +1,278 @@
+import math
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: one thread is faster than two, and much faster on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+from saelab import steering
+from saelab.sae import SAE
+from saelab.steering import check_steering_vector, latent_auroc, steer, steering_vector
+
+HOOK = "blocks.1.hook_resid_post"
+
+
+@pytest.fixture(scope="module")
+def model(small_hf_dir):
+    from saelab.models import load_model
+    return load_model(str(small_hf_dir))
+
+
+@pytest.fixture(scope="module")
+def sae():
+    torch.manual_seed(0)
+    s = SAE(32, 64, "topk", k=4, hook_name=HOOK)
+    with torch.no_grad():
+        s.pre_bias.normal_()  # a bias that must NOT end up in the steering vector
+    return s
+
+
+def n_hooks(model, name=HOOK):
+    return len(model.hook_dict[name].fwd_hooks)
+
+
+# --- steering_vector --------------------------------------------------------------------------------------------
+def test_steering_vector_modes_match_a_direct_computation(sae):
+    W = sae.decoder.weight.detach()  # [d_model, n_latents]
+    ones = steering_vector(sae, [3, 9])
+    assert ones.shape == (32,)
+    torch.testing.assert_close(ones, W[:, 3] + W[:, 9])
+    torch.testing.assert_close(steering_vector(sae, [3, 9], "ones"), ones)
+    torch.testing.assert_close(steering_vector(sae, 3), W[:, 3])
+    torch.testing.assert_close(steering_vector(sae, [3, 9], [2.0, 0.5]), 2 * W[:, 3] + 0.5 * W[:, 9])
+    torch.testing.assert_close(steering_vector(sae, [3, 9], torch.tensor([2.0, 0.5])), 2 * W[:, 3] + 0.5 * W[:, 9])
+    unit = steering_vector(sae, [3, 9], "unit")
+    torch.testing.assert_close(unit, ones / ones.norm())
+    assert unit.norm().item() == pytest.approx(1.0)
+
+
+def test_steering_vector_bad_input_says_what_to_do(sae):
+    with pytest.raises(ValueError, match=r"unknown latent\(s\) \[64\].*0\.\.63"):
+        steering_vector(sae, [1, 64])
+    with pytest.raises(ValueError, match="at least one latent"):
+        steering_vector(sae, [])
+    with pytest.raises(ValueError, match="one per latent"):
+        steering_vector(sae, [1, 2], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="latent_magnitudes"):
+        steering_vector(sae, [1], "measured")
+
+
+def test_measured_magnitudes_are_the_latents_max_activation(model, sae):
+    from saelab.features import encode_prompt
+
+    _, acts = encode_prompt(model, sae, "i love him")
+    top = acts.max(0).values.argsort(descending=True)[:2].tolist()
+    mags = steering.latent_magnitudes(model, sae, top, "i love him")
+    torch.testing.assert_close(mags, acts[:, top].max(0).values)
+    vectors = steering.steering_vectors(model, sae, top, "i love him")
+    assert set(vectors) == {"ones", "measured", "unit"}
+    torch.testing.assert_close(vectors["measured"], sae.W_dec[:, top].detach() @ mags)
+
+
+# --- the hook -----------------------------------------------------------------------------------------------------
+def test_steer_adds_the_vector_and_removes_the_hook(model, sae):
+    tokens = model.to_tokens("he is a")
+    seen = {}
+
+    def record(act, hook):
+        seen["x"] = act.clone()
+
+    vector = steering_vector(sae, [5])
+    with model.hooks(fwd_hooks=[("blocks.1.hook_resid_post", record)]):
+        model(tokens)
+    plain = seen["x"]
+    assert n_hooks(model) == 0
+    with steer(model, HOOK, vector, 3.0):
+        assert n_hooks(model) == 1
+        # a later hook at the same point sees the steered residual
+        with model.hooks(fwd_hooks=[("blocks.1.hook_resid_post", record)]):
+            model(tokens)
+    assert n_hooks(model) == 0
+    torch.testing.assert_close(seen["x"], plain + 3.0 * vector)
+
+
+def test_steer_removes_the_hook_after_an_exception(model, sae):
+    vector = steering_vector(sae, [5])
+    with pytest.raises(RuntimeError, match="boom"):
+        with steer(model, HOOK, vector, 10.0):
+            assert n_hooks(model) == 1
+            steering.generate(model, "he is", max_new_tokens=2)
+            raise RuntimeError("boom")
+    assert n_hooks(model) == 0
+    # and the model generates exactly as before steering
+    assert steering.generate(model, "he is", greedy=True, max_new_tokens=3).texts == \
+        steering.generate(model, "he is", greedy=True, max_new_tokens=3).texts
+
+
+def test_steer_rejects_bad_scale_hook_and_vector(model, sae):
+    vector = steering_vector(sae, [5])
+    for bad in (float("nan"), float("inf"), 1e9, "big"):
+        with pytest.raises(ValueError, match="scale"):
+            with steer(model, HOOK, vector, bad):
+                pass
+    with pytest.raises(ValueError, match="no hook"):
+        with steer(model, "blocks.9.hook_resid_post", vector, 1.0):
+            pass
+    with pytest.raises(ValueError, match=r"shape \[d_model\]"):
+        with steer(model, HOOK, torch.zeros(7), 1.0):
+            pass
+    assert n_hooks(model) == 0
+
+
+# --- generating -----------------------------------------------------------------------------------------------------
+def test_seeded_generation_is_reproducible_and_the_seed_matters(model, sae):
+    a = steering.generate(model, "he is", n=4, max_new_tokens=6, seed=1, temperature=1.0)
+    b = steering.generate(model, "he is", n=4, max_new_tokens=6, seed=1, temperature=1.0)
+    c = steering.generate(model, "he is", n=4, max_new_tokens=6, seed=2, temperature=1.0)
+    assert a.texts == b.texts and torch.equal(a.tokens, b.tokens)
+    assert a.tokens.shape == (4, 6) and a.tokens.tolist() != c.tokens.tolist()
+    v = steering_vector(sae, [5])
+    s1 = steering.steered_generate(model, HOOK, v, 50.0, "he is", n=4, max_new_tokens=6, seed=1)
+    s2 = steering.steered_generate(model, HOOK, v, 50.0, "he is", n=4, max_new_tokens=6, seed=1)
+    assert s1.texts == s2.texts
+
+
+def test_generation_leaves_the_global_rng_alone(model):
+    torch.manual_seed(123)
+    want = torch.rand(3)
+    torch.manual_seed(123)
+    steering.generate(model, "he is", n=2, max_new_tokens=3, seed=7)
+    torch.testing.assert_close(torch.rand(3), want)
+
+
+def test_before_after_and_table(model, sae):
+    cols = steering.before_after(model, HOOK, steering_vector(sae, [5]), 20, "he is", n=3, max_new_tokens=3)
+    assert [len(v) for v in cols.values()] == [1, 3, 3]
+    table = steering.side_by_side_html("he is", cols)
+    assert table.count("<tr>") == 4 and "steered (scale 20)" in table
+
+
+def test_scale_sweep_and_sweet_spot(model, sae):
+    points = steering.scale_sweep(model, HOOK, steering_vector(sae, [5]), "he is", [0, 10, 1000], n=3,
+                                  max_new_tokens=3, method="tiny-world")
+    assert [p.scale for p in points] == [0, 10, 1000]
+    assert all(0 <= p.negative <= 1 and p.fluency < 0 and len(p.texts) == 3 for p in points)
+    pts = [steering.SweepPoint(0, 0.2, 0, -1.0), steering.SweepPoint(5, 0.9, 0, -1.3),
+           steering.SweepPoint(10, 0.9, 0, -1.9), steering.SweepPoint(20, 1.0, 0, -4.0)]
+    assert steering.sweet_spot(pts) == (5, 20)
+
+
+def test_plot_sweep_has_labels(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    pts = [steering.SweepPoint(s, n, 0, f) for s, n, f in [(0, 0.1, -1), (4, 0.8, -1.2), (8, 1.0, -3)]]
+    fig = steering.plot_sweep(pts, title="t")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "steering scale" and ax.get_title() == "t" and fig.axes[1].get_ylabel()
+    fig.savefig(tmp_path / "sweep.png")
+
+
+# --- ranking latents ----------------------------------------------------------------------------------------------
+def test_latent_auroc_matches_the_pairwise_definition():
+    g = torch.Generator().manual_seed(0)
+    acts = torch.relu(torch.randn(60, 5, generator=g))  # many ties at 0, like a sparse code
+    labels = torch.rand(60, generator=g) < 0.4
+    acts[:, 0] = labels.float() * 2  # a perfect detector
+    pos, neg = acts[labels], acts[~labels]
+    want = ((pos[:, None] > neg[None]).float() + 0.5 * (pos[:, None] == neg[None]).float()).mean((0, 1))
+    got = latent_auroc(acts, labels)
+    torch.testing.assert_close(got, want)
+    assert got[0] == 1.0
+    with pytest.raises(ValueError, match="both classes"):
+        latent_auroc(acts, torch.zeros(60, dtype=torch.bool))
+
+
+# --- the exercise check -------------------------------------------------------------------------------------------
+def test_check_steering_vector_passes_the_right_answer(capsys):
+    assert check_steering_vector(lambda sae, latents: sae.W_dec[:, latents].sum(-1))
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda sae, latents: None, "returned None"),
+    (lambda sae, latents: sae.W_dec[:, latents].T, "sum them"),
+    (lambda sae, latents: sae.W_dec[:, latents].sum(-1) + sae.pre_bias, "pre_bias"),
+    (lambda sae, latents: sae.encoder.weight[latents].sum(0), "encoder"),
+    (lambda sae, latents: sae.W_dec[:, latents].sum(-1) / sae.W_dec[:, latents].sum(-1).norm(), "normalised"),
+    (lambda sae, latents: sae.W_dec[:, latents[0]], "values differ"),
+    (lambda sae, latents: 1 / 0, "ZeroDivisionError"),
+])
+def test_check_steering_vector_explains_wrong_answers(wrong, hint, capsys):
+    assert check_steering_vector(wrong) is False
+    out = capsys.readouterr().out
+    assert out.startswith("Not yet") and hint in out
+
+
+# --- the widget panel ---------------------------------------------------------------------------------------------
+def test_panel_generates_and_reports_bad_input(model, sae):
+    from saelab.widgets_steering import SteeringPanel, parse_latents
+
+    assert parse_latents("3, 7 9", 64) == [3, 7, 9]
+    panel = SteeringPanel(model, sae, prompt="he is", latents=[3], ranked=[(7, 0.9), (3, 0.8)], scale=5,
+                          max_new_tokens=3, method="tiny-world", measure_on="i love him")
+    panel.n.value = 2
+    panel.generate()
+    assert "<table>" in panel.table.value and "#b00020" not in panel.message.value
+    panel.ranked.value = (7, 3)
+    assert panel.latents.value == "7, 3"
+    for mode in ("measured", "unit"):
+        panel.mode.value = mode
+        panel.generate()
+        assert "#b00020" not in panel.message.value, panel.message.value
+    for change, msg in [(dict(scale=float("nan")), "finite"), (dict(scale=1e6), "absurd"),
+                        (dict(prompt="  "), "prompt is empty")]:
+        panel.generate(**change)
+        assert msg in panel.message.value and "#b00020" in panel.message.value
+    panel.latents.value = "3, 999"
+    panel.generate()
+    assert "unknown latent &#x27;999&#x27;" in panel.message.value
+    panel.latents.value = "3"
+    panel.sweep(n_scales=2)
+    assert "swept scales 0, 5" in panel.message.value
+
+
+def test_steered_generation_keeps_the_kv_cache(model, sae):
+    shapes = []
+
+    def record(act, hook):
+        shapes.append(act.shape[1])
+
+    with steer(model, HOOK, steering_vector(sae, [5]), 2.0):
+        with model.hooks(fwd_hooks=[(HOOK, record)]):
+            steering.generate(model, "he is a", n=2, max_new_tokens=4)
+    prompt_len = model.to_tokens("he is a").shape[1]
+    assert shapes == [prompt_len, 1, 1, 1]  # after the prompt, one new position per step: the cache is used
+
+
+def test_residual_std_matches_the_activations(model):
+    from saelab.features import residual_activations
+
+    resid = residual_activations(model, HOOK, model.to_tokens("he is a good"))[0, 1:]
+    assert steering.residual_std(model, HOOK, "he is a good") == pytest.approx(resid.std(-1).mean().item())
+
+
+# --- the real effect, offline: the tiny world -----------------------------------------------------------------
+def test_tiny_world_steering_turns_he_is_such_a_negative():
+    from saelab.models import TINY_WORLD_DIR, load_model
+    from saelab.pretrained import load_sae
+    from saelab.sentiment import fraction_negative
+
+    if not (TINY_WORLD_DIR / "sae.pt").is_file():
+        pytest.skip("the tiny world's files are not built yet (python -m saelab.tinyworld.build)")
+    model, sae = load_model("tiny-world"), load_sae("tiny-world")
+    ranked, auroc = steering.rank_sentiment_latents(model, sae, n_stories=200)  # chosen by measurement
+    latents = ranked[:steering.TINY_WORLD_N_LATENTS]
+    vector = steering_vector(sae, latents)
+    kw = dict(n=30, max_new_tokens=5, temperature=0.7, seed=0)
+    before = steering.generate(model, "he is such a", **kw).texts
+    after = steering.steered_generate(model, sae.hook_name, vector, steering.TINY_WORLD_SCALE, "he is such a",
+                                      **kw).texts
+    assert fraction_negative(before, "tiny-world") <= 0.5, before
+    assert fraction_negative(after, "tiny-world") >= 0.8, (latents, after)
