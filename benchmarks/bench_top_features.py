@@ -22,7 +22,8 @@ warnings.simplefilter("ignore")
 torch.set_num_threads(2)
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformer_lens.model_bridge import TransformerBridge
-from saelab.features import residual_activations, top_features
+from saelab.activations import hook_activations
+from saelab.features import top_features
 from saelab.sae import SAE
 from saelab.tinyworld.tokenizer import build_tokenizer
 
@@ -48,7 +49,7 @@ tokens = torch.randint(2, 280, (64,), generator=g)
 @torch.no_grad()
 def run(mode):
     if mode == "dense":
-        acts = residual_activations(model, sae.hook_name, tokens[None], stop_early=False)[0]
+        acts = hook_activations(model, sae.hook_name, tokens[None], stop_early=False)[0]
         return sae.encode(acts).topk(10, dim=-1)  # [64, n_latents] built, then one row used
     return top_features(model, sae, tokens, k=10, stop_early=(mode == "stop"))
 

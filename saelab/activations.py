@@ -16,7 +16,6 @@ from typing import Any, Iterable, Iterator
 
 import torch
 
-from saelab.features import hook_layer
 
 # Text sources for `text_stream`: name -> (Hugging Face dataset, config, split, text fields).
 DATASETS = {
@@ -96,6 +95,14 @@ def tokenize_texts(model: Any, texts: list[str], max_length: int | None = None) 
         tokens[i, :len(s)] = torch.tensor(s)
         mask[i, :len(s)] = True
     return tokens, mask
+
+
+def hook_layer(hook_name: str) -> int:
+    """The block index in a TransformerLens hook name: 'blocks.8.hook_resid_post' -> 8."""
+    parts = hook_name.split(".")
+    if len(parts) < 3 or parts[0] != "blocks" or not parts[1].isdigit():
+        raise ValueError(f"expected a hook like 'blocks.8.hook_resid_post'; got {hook_name!r}")
+    return int(parts[1])
 
 
 class _StopForward(Exception):

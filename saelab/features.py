@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import torch
 
+from saelab.activations import hook_activations, hook_layer
 from saelab.models import to_tokens
 from saelab.sae import SAE
 
@@ -29,26 +30,6 @@ OPENAI_SIZES = {2**15: "32k", 2**17: "128k"}
 
 
 # --- one prompt ---------------------------------------------------------------------------------------
-def hook_layer(hook_name: str) -> int:
-    """The block index in a TransformerLens hook name: 'blocks.8.hook_resid_post' -> 8."""
-    parts = hook_name.split(".")
-    if len(parts) < 3 or parts[0] != "blocks" or not parts[1].isdigit():
-        raise ValueError(f"expected a hook like 'blocks.8.hook_resid_post'; got {hook_name!r}")
-    return int(parts[1])
-
-
-@torch.no_grad()
-def residual_activations(model: Any, hook_name: str, tokens: torch.Tensor, stop_early: bool = True) -> torch.Tensor:
-    """Activations at `hook_name` for token ids [batch, pos] -> [batch, pos, d_model].
-
-    With stop_early (the default) the forward pass stops right after the hook's block: later blocks and
-    the unembedding are skipped.
-    """
-    stop = hook_layer(hook_name) + 1 if stop_early else None
-    _, cache = model.run_with_cache(tokens, names_filter=[hook_name], stop_at_layer=stop)
-    return cache[hook_name]
-
-
 def _hook(sae: SAE) -> str:
     if sae.hook_name is None:
         raise ValueError("this SAE does not know which hook it reads; set sae.hook_name = 'blocks.L.hook_...'")
@@ -69,7 +50,7 @@ def _as_tokens(model: Any, prompt: str | torch.Tensor) -> torch.Tensor:
 def encode_prompt(model: Any, sae: SAE, prompt: str) -> tuple[list[str], torch.Tensor]:
     """The prompt's tokens (as strings, BOS included) and the SAE latents at each: [pos, n_latents]."""
     tokens = to_tokens(model, prompt)
-    acts = residual_activations(model, _hook(sae), tokens)[0]
+    acts = hook_activations(model, _hook(sae), tokens)[0]
     latents = sae.encode(acts.to(sae.pre_bias.dtype))
     return model.to_str_tokens(tokens[0]), latents
 
@@ -100,7 +81,7 @@ def top_features(model: Any, sae: SAE, prompt: str | torch.Tensor, k: int = 10, 
                          f"(0 is BOS, -1 the last token); got {position!r}")
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}")
-    x = residual_activations(model, _hook(sae), tokens, stop_early)[0, position]
+    x = hook_activations(model, _hook(sae), tokens, stop_early)[0, position]
     values, indices = sae.encode_topk(x.to(sae.pre_bias.dtype), k=min(k, sae.k or k, sae.n_latents))
     keep = values > 0
     text = prompt if isinstance(prompt, str) else model.to_string(tokens[0])
@@ -130,7 +111,7 @@ def latent_activations(model: Any, sae: SAE, prompt: str, latent: int) -> tuple[
     """(tokens as strings, BOS included, activation of `latent` at each token [pos])."""
     latent = check_latent(sae, latent)
     tokens = to_tokens(model, prompt)
-    x, _ = sae.preprocess(residual_activations(model, _hook(sae), tokens)[0].to(sae.pre_bias.dtype))
+    x, _ = sae.preprocess(hook_activations(model, _hook(sae), tokens)[0].to(sae.pre_bias.dtype))
     if sae.activation == "topk":  # the latent counts only where it is among the k strongest
         values, indices = sae.encode_pre_act(x).topk(sae.k, dim=-1)
         acts = (values.relu() * (indices == latent)).sum(-1)
@@ -191,7 +172,7 @@ def collect_latents(model: Any, sae: SAE, texts: Sequence[str], k: int | None = 
         chunk = token_lists[start:start + batch_size]
         # Right padding is harmless: causal attention never lets a real token see the padding after it.
         batch = torch.nn.utils.rnn.pad_sequence(chunk, batch_first=True, padding_value=pad)
-        acts = residual_activations(model, _hook(sae), batch.to(model.cfg.device))
+        acts = hook_activations(model, _hook(sae), batch.to(model.cfg.device))
         for j, toks in enumerate(chunk):
             v, i = sae.encode_topk(acts[j, 1:len(toks)].to(sae.pre_bias.dtype), k=k)
             values.append(v.cpu()), indices.append(i.cpu())

@@ -85,9 +85,9 @@ def latent_magnitudes(model: Any, sae: SAE, latents: Sequence[int], prompt: str)
 def residual_std(model: Any, hook_name: str, prompt: str) -> float:
     """The mean per-token std of the residual at `hook_name` over the prompt (BOS skipped): the factor between
     the SAE's normalised space, where v lives, and the raw residual stream the hook adds to."""
-    from saelab.features import residual_activations
+    from saelab.activations import hook_activations
 
-    resid = residual_activations(model, hook_name, to_tokens(model, prompt))[0, 1:]
+    resid = hook_activations(model, hook_name, to_tokens(model, prompt))[0, 1:]
     return resid.std(dim=-1).mean().item()
 
 
@@ -287,7 +287,7 @@ def rank_sentiment_latents(model: Any, sae: SAE, n_stories: int = 300, seed: int
                            sentiment: str = "negative") -> tuple[list[int], torch.Tensor]:
     """Tiny world: latents sorted by AUROC for `sentiment` on generated stories (tokens after the sentiment is
     revealed, labelled by the generator), and the AUROC of every latent [n_latents]."""
-    from saelab.features import residual_activations
+    from saelab.activations import hook_activations
     from saelab.tinyworld import generate_stories
 
     stories = generate_stories(n_stories, seed=seed)
@@ -297,7 +297,7 @@ def rank_sentiment_latents(model: Any, sae: SAE, n_stories: int = 300, seed: int
     tokens = torch.zeros(len(ids), 1 + max(map(len, ids)), dtype=torch.long)  # BOS, story, BOS padding
     for row, i in zip(tokens, ids):
         row[1:1 + len(i)] = torch.tensor(i)
-    resid = residual_activations(model, sae.hook_name, tokens.to(model.cfg.device))[:, 1:]  # causal: padding harmless
+    resid = hook_activations(model, sae.hook_name, tokens.to(model.cfg.device))[:, 1:]  # causal: padding harmless
     keep = [(b, p) for b, s in enumerate(stories) for p, lab in enumerate(s.labels["sentiment"]) if lab != "none"]
     labels = [stories[b].labels["sentiment"][p] == sentiment for b, p in keep]
     b_idx, p_idx = torch.tensor(keep).T

@@ -252,9 +252,9 @@ def test_steered_generation_keeps_the_kv_cache(model, sae):
 
 
 def test_residual_std_matches_the_activations(model):
-    from saelab.features import residual_activations
+    from saelab.activations import hook_activations
 
-    resid = residual_activations(model, HOOK, model.to_tokens("he is a good"))[0, 1:]
+    resid = hook_activations(model, HOOK, model.to_tokens("he is a good"))[0, 1:]
     assert steering.residual_std(model, HOOK, "he is a good") == pytest.approx(resid.std(-1).mean().item())
 
 
