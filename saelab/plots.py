@@ -11,21 +11,30 @@ from matplotlib.patches import FancyArrowPatch, Rectangle
 from saelab.training import History
 
 
-def plot_history(history: History, title: str = "SAE training") -> Figure:
-    """Loss (and its MSE part), L0 and FVU against the training step."""
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+def plot_history(history: History, title: str = "SAE training", fig: Figure | None = None) -> Figure:
+    """Loss (and its MSE part), L0, FVU and dead fraction against the training step.
+
+    Pass a `fig` made without pyplot (matplotlib.figure.Figure) to draw from a background thread.
+    """
+    fig = fig if fig is not None else plt.figure(figsize=(14, 3.2))
+    fig.clear()
+    axes = fig.subplots(1, 4)
     axes[0].plot(history.step, history.loss, label="loss")
     axes[0].plot(history.step, history.mse, label="MSE part", linestyle="--")
-    axes[0].set_yscale("log")
+    if history.loss and min(history.loss + history.mse) > 0:
+        axes[0].set_yscale("log")
     axes[0].legend()
-    for ax, values, name in ((axes[1], history.l0, "L0 (active latents per input)"),
-                             (axes[2], history.fvu, "FVU (unexplained variance)")):
-        ax.plot(history.step, values, color="C2" if ax is axes[1] else "C3")
-        ax.set_ylabel(name)
     axes[0].set_ylabel("loss per input")
+    panels = ((history.l0, "L0 (active latents per input)", "C2"), (history.fvu, "FVU (unexplained variance)", "C3"),
+              (history.dead_fraction, "dead fraction", "C4"))
+    for ax, (values, name, color) in zip(axes[1:], panels):
+        ax.plot(history.step, values, color=color)
+        ax.set_ylabel(name)
     for ax in axes:
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
+        for step, _ in history.resampled:  # where dead latents were resampled
+            ax.axvline(step, color="tab:red", alpha=0.3, lw=1)
     fig.suptitle(title)
     fig.tight_layout()
     return fig

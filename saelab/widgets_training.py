@@ -8,36 +8,16 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from typing import Any
 
 import torch
 
+from saelab.plots import plot_history
 from saelab.sae import SAE
 from saelab.training import History, train_sae
 
-
-def plot_history(history: History, fig: Any = None, title: str = "") -> Any:
-    """Loss, L0, FVU and dead fraction against training step, one panel each: a matplotlib Figure."""
-    if fig is None:
-        import matplotlib.pyplot as plt
-        fig = plt.figure(figsize=(12, 2.8))
-    fig.clear()
-    axes = fig.subplots(1, 4)
-    panels = [("loss", "training loss", "log"), ("l0", "L0 (active latents / token)", "linear"),
-              ("fvu", "FVU (fraction variance unexplained)", "linear"),
-              ("dead_fraction", "dead fraction", "linear")]
-    for ax, (key, label, scale) in zip(axes, panels):
-        ax.plot(history.step, getattr(history, key))
-        ax.set_yscale(scale if getattr(history, key) and min(getattr(history, key)) > 0 else "linear")
-        ax.set_title(label, fontsize=9)
-        ax.set_xlabel("step")
-        ax.set_ylabel(key)
-        for step, n in history.resampled:
-            ax.axvline(step, color="tab:red", alpha=0.3, lw=1)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+REDRAW_SECONDS = 1.0  # the live plot is redrawn at most this often
 
 
 def history_png(history: History, title: str = "") -> bytes:
@@ -45,9 +25,9 @@ def history_png(history: History, title: str = "") -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(12, 2.8), dpi=80)
+    fig = Figure(figsize=(14, 3.2), dpi=80)
     FigureCanvasAgg(fig)
-    plot_history(history, fig, title)
+    plot_history(history, title, fig=fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
@@ -125,8 +105,12 @@ class TrainingWidget:
         title = f"{self.sae.n_latents} latents, {self.activation.label}"
         log_every = max(1, self.steps.value // 30)
 
+        last_draw = [0.0]
+
         def callback(history: History, sae: SAE) -> bool:
-            self.image.value = history_png(history, title)
+            if time.perf_counter() - last_draw[0] > REDRAW_SECONDS:  # drawing costs more than a toy step
+                self.image.value = history_png(history, title)
+                last_draw[0] = time.perf_counter()
             last = history.last()
             self.status.value = (f"step {last['step']}/{self.steps.value}: loss {last['loss']:.4g}, "
                                  f"L0 {last['l0']:.1f}, FVU {last['fvu']:.3f}")
@@ -139,6 +123,8 @@ class TrainingWidget:
                                      dead_after=max(50, self.steps.value // 8), callback=callback,
                                      stop=self.stop_event)
             last = self.history.last()
+            if last:
+                self.image.value = history_png(self.history, title)
             if not last:
                 self.status.value = "Stopped before the first log step: nothing to show."
                 return
