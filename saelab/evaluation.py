@@ -18,6 +18,8 @@ import torch
 
 from saelab import metrics
 from saelab.activations import tokenize_texts
+from saelab.metrics import auroc
+from saelab.plots import format_table
 from saelab.sae import SAE
 
 
@@ -130,25 +132,6 @@ def evaluate_sae(model: Any, sae: SAE, acts: torch.Tensor, texts: list[str],
 
 
 # --- latents vs known concepts (tiny world) -----------------------------------------------------
-@torch.no_grad()
-def auroc(scores: torch.Tensor, target: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-    """AUROC of each column of scores [n, n_latents] for the boolean target [n] (ties count 1/2): [n_latents]."""
-    target = target.bool().to(scores.device)
-    n_pos, n_neg = int(target.sum()), int((~target).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError(f"AUROC needs positive and negative examples; got {n_pos} positive, {n_neg} negative")
-    out = []
-    for c in range(0, scores.shape[1], chunk):
-        s = scores[:, c:c + chunk].T.contiguous().float()          # [chunk, n]
-        sorted_s = s.sort(dim=1).values
-        below = torch.searchsorted(sorted_s, s)                    # how many scores are smaller
-        upto = torch.searchsorted(sorted_s, s, right=True)         # ... smaller or equal
-        ranks = (below + upto + 1).double() / 2                    # average 1-based rank, ties shared
-        rank_sum = ranks[:, target].sum(dim=1)
-        out.append((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))  # Mann-Whitney U / (n+ n-)
-    return torch.cat(out).float()
-
-
 def concept_latents(latents: torch.Tensor, labels: dict[str, list[str]], top: int = 3
                     ) -> list[dict[str, Any]]:
     """For every (concept, value), the latents that best detect it among tokens where the concept is known.
@@ -170,18 +153,6 @@ def concept_latents(latents: torch.Tensor, labels: dict[str, list[str]], top: in
             rows += [{"concept": concept, "value": value, "latent": int(i), "auroc": float(a)}
                      for a, i in zip(best.values, best.indices)]
     return rows
-
-
-def format_table(rows: list[dict[str, Any]], digits: int = 3) -> str:
-    """Rows of dicts as an aligned text table (floats rounded to `digits`), for printing in a notebook."""
-    if not rows:
-        return "(no rows)"
-    keys = list(dict.fromkeys(k for r in rows for k in r))  # every key, in first-seen order
-    cell = lambda v: f"{v:.{digits}f}" if isinstance(v, float) else str(v)  # noqa: E731
-    cols = [[k] + [cell(r.get(k, "")) for r in rows] for k in keys]
-    widths = [max(map(len, c)) for c in cols]
-    lines = ["  ".join(c[i].rjust(w) for c, w in zip(cols, widths)) for i in range(len(rows) + 1)]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
 # --- exercise: the splice hook ------------------------------------------------------------------------

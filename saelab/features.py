@@ -16,7 +16,9 @@ from typing import Any, Sequence
 import torch
 
 from saelab.activations import hook_activations, hook_layer
+from saelab.metrics import auroc
 from saelab.models import to_tokens
+from saelab.plots import format_table
 from saelab.sae import SAE
 
 NEURONPEDIA = "https://www.neuronpedia.org/gpt2-small"
@@ -182,23 +184,6 @@ def collect_latents(model: Any, sae: SAE, texts: Sequence[str], k: int | None = 
                         torch.cat(indices), sae.n_latents)
 
 
-def auroc(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Area under the ROC curve of each column of scores [n] or [n, m] for boolean labels [n]: the chance
-    that a random True row outscores a random False row (ties count half). Returns [] or [m]."""
-    labels = torch.as_tensor(labels, dtype=torch.bool)
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError(f"AUROC needs both classes; got {n_pos} True and {n_neg} False labels")
-    s = scores.float().reshape(len(labels), -1).T.contiguous()  # [m, n]
-    ordered = s.sort(dim=-1).values
-    below = torch.searchsorted(ordered, s, right=False)  # values strictly smaller
-    upto = torch.searchsorted(ordered, s, right=True)    # values smaller or equal
-    ranks = (below + upto + 1).float() / 2                # 1-based ranks, ties averaged (Mann-Whitney U)
-    u = ranks[:, labels].sum(-1) - n_pos * (n_pos + 1) / 2
-    out = u / (n_pos * n_neg)
-    return out.reshape(scores.shape[1:]) if scores.dim() > 1 else out[0]
-
-
 def contrast_latents(group_a: TokenLatents, group_b: TokenLatents, top: int = 10,
                      by: str = "auroc") -> list[dict[str, float]]:
     """Latents that fire more on group_a's tokens than on group_b's, ranked by AUROC or mean difference.
@@ -275,18 +260,6 @@ def neuronpedia_url_for(sae: SAE, latent: int) -> str | None:
 
 
 # --- tables and plots ---------------------------------------------------------------------------------
-def format_table(rows: Sequence[dict[str, Any]], digits: int = 3) -> str:
-    """Rows of dicts as an aligned plain-text table."""
-    if not rows:
-        return "(no rows)"
-    cols = list(rows[0])
-    cell = lambda v: f"{v:.{digits}f}" if isinstance(v, float) else str(v)  # noqa: E731
-    width = {c: max(len(c), *(len(cell(r[c])) for r in rows)) for c in cols}
-    lines = ["  ".join(c.rjust(width[c]) for c in cols)]
-    lines += ["  ".join(cell(r[c]).rjust(width[c]) for c in cols) for r in rows]
-    return "\n".join(lines)
-
-
 def plot_top_features(top: TopFeatures, ax: Any = None) -> Any:
     """Bar chart of a TopFeatures result; returns the matplotlib Axes."""
     import matplotlib.pyplot as plt

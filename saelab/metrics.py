@@ -93,3 +93,27 @@ def feature_recovery(W_dec: torch.Tensor, true_features: torch.Tensor) -> dict[s
     best_cos, best_latent = cos.max(dim=1)
     return {"cos": cos, "best_cos": best_cos, "best_latent": best_latent,
             "mean_best_cos": best_cos.mean().item()}
+
+
+@torch.no_grad()
+def auroc(scores: torch.Tensor, labels: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """Area under the ROC curve of each column of scores [n] or [n, m] for boolean labels [n]: the chance
+    that a random True row outscores a random False row (ties count half). Returns [] or [m].
+
+    Computed from ranks (Mann-Whitney U), `chunk` columns at a time, so it scales to many latents.
+    """
+    labels = torch.as_tensor(labels, dtype=torch.bool).to(scores.device)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"AUROC needs both classes; got {n_pos} True and {n_neg} False labels")
+    columns = scores.reshape(len(labels), -1)
+    out = []
+    for c in range(0, columns.shape[1], chunk):
+        s = columns[:, c:c + chunk].T.contiguous().float()           # [chunk, n]
+        ordered = s.sort(dim=-1).values
+        below = torch.searchsorted(ordered, s)                        # how many scores are smaller
+        upto = torch.searchsorted(ordered, s, right=True)             # ... smaller or equal
+        ranks = (below + upto + 1).double() / 2                       # 1-based ranks, ties averaged
+        out.append((ranks[:, labels].sum(-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    result = torch.cat(out).float()
+    return result.reshape(scores.shape[1:]) if scores.dim() > 1 else result[0]

@@ -1,7 +1,7 @@
 """Small matplotlib helpers for the notebooks. Each returns its Figure (assign it: `fig = plot_...(...)`)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
 import torch
@@ -166,3 +166,15 @@ def draw_sae_diagram(d: int = 4, n_latents: int = 12, active: Sequence[int] = (2
                  "loss = ||x - x_hat||² + α·||c||₁", fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def format_table(rows: list[dict[str, Any]], digits: int = 3) -> str:
+    """Rows of dicts as an aligned text table (floats rounded to `digits`), for printing in a notebook."""
+    if not rows:
+        return "(no rows)"
+    keys = list(dict.fromkeys(k for r in rows for k in r))  # every key, in first-seen order
+    cell = lambda v: f"{v:.{digits}f}" if isinstance(v, float) else str(v)  # noqa: E731
+    cols = [[k] + [cell(r.get(k, "")) for r in rows] for k in keys]
+    widths = [max(map(len, c)) for c in cols]
+    lines = ["  ".join(c[i].rjust(w) for c, w in zip(cols, widths)) for i in range(len(rows) + 1)]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
+from saelab import metrics
 from saelab.models import to_tokens
 from saelab.sae import SAE
 from saelab.sentiment import fluency, fraction_negative, sentiment_score
@@ -260,28 +261,6 @@ def plot_sweep(points: Sequence[SweepPoint], title: str = "Steering strength vs 
 
 
 # --- which latents? Rank them by how well they separate negative from positive text ----------------------------
-def latent_auroc(acts: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """AUROC of each latent's activation for predicting labels (bool [n_tokens]) from acts [n_tokens, n_latents]:
-    [n_latents]; 1.0 = fires exactly on the True tokens, 0.5 = no better than chance. Ties count half."""
-    labels = labels.bool()
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError("labels need both classes (some True and some False tokens)")
-    order = acts.argsort(dim=0)
-    sorted_acts = acts.gather(0, order)
-    first = torch.arange(acts.shape[0], dtype=torch.float64)[:, None].expand_as(acts).clone()
-    # average ranks for runs of equal values (mostly the zeros of a sparse code): rank = (first + last) / 2
-    new_run = torch.ones_like(sorted_acts, dtype=torch.bool)
-    new_run[1:] = sorted_acts[1:] != sorted_acts[:-1]
-    run_id = new_run.long().cumsum(0) - 1
-    run_start = torch.zeros_like(first).scatter_reduce_(0, run_id, first, "amin", include_self=False)
-    run_end = torch.zeros_like(first).scatter_reduce_(0, run_id, first, "amax", include_self=False)
-    ranks_sorted = (run_start.gather(0, run_id) + run_end.gather(0, run_id)) / 2 + 1
-    ranks = torch.empty_like(ranks_sorted).scatter_(0, order, ranks_sorted)
-    rank_sum = ranks[labels].sum(dim=0)
-    return ((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)).float()
-
-
 @torch.no_grad()
 def rank_sentiment_latents(model: Any, sae: SAE, n_stories: int = 300, seed: int = 1000,
                            sentiment: str = "negative") -> tuple[list[int], torch.Tensor]:
@@ -302,7 +281,7 @@ def rank_sentiment_latents(model: Any, sae: SAE, n_stories: int = 300, seed: int
     labels = [stories[b].labels["sentiment"][p] == sentiment for b, p in keep]
     b_idx, p_idx = torch.tensor(keep).T
     acts = sae.encode(resid[b_idx, p_idx].to(sae.pre_bias.dtype))
-    auroc = latent_auroc(acts, torch.tensor(labels))
+    auroc = metrics.auroc(acts, torch.tensor(labels))
     return auroc.argsort(descending=True).tolist(), auroc
 
 

@@ -72,3 +72,16 @@ def test_feature_recovery_finds_permuted_features():
     assert torch.equal(perm[rec["best_latent"]], torch.arange(5))
     with pytest.raises(ValueError, match="W_dec"):
         metrics.feature_recovery(W_dec.T, feats)
+
+
+def test_auroc_matches_a_direct_pairwise_count():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 4, (41, 6), generator=g).float()  # many ties
+    labels = torch.rand(41, generator=g) < 0.4
+    a, b = scores[labels], scores[~labels]
+    direct = ((a[:, None] > b[None]).float().mean((0, 1)) + 0.5 * (a[:, None] == b[None]).float().mean((0, 1)))
+    assert torch.allclose(metrics.auroc(scores, labels), direct)
+    assert torch.allclose(metrics.auroc(scores, labels, chunk=2), direct)  # chunking changes nothing
+    assert float(metrics.auroc(scores[:, 0], labels)) == pytest.approx(float(direct[0]))
+    with pytest.raises(ValueError, match="both classes"):
+        metrics.auroc(scores, torch.ones(41, dtype=torch.bool))

@@ -14,7 +14,7 @@ def one_thread():
 
 from saelab import steering
 from saelab.sae import SAE
-from saelab.steering import check_steering_vector, latent_auroc, steer, steering_vector
+from saelab.steering import check_steering_vector, steer, steering_vector
 
 HOOK = "blocks.1.hook_resid_post"
 
@@ -175,21 +175,6 @@ def test_plot_sweep_has_labels(tmp_path):
 
 
 # --- ranking latents ----------------------------------------------------------------------------------------------
-def test_latent_auroc_matches_the_pairwise_definition():
-    g = torch.Generator().manual_seed(0)
-    acts = torch.relu(torch.randn(60, 5, generator=g))  # many ties at 0, like a sparse code
-    labels = torch.rand(60, generator=g) < 0.4
-    acts[:, 0] = labels.float() * 2  # a perfect detector
-    pos, neg = acts[labels], acts[~labels]
-    want = ((pos[:, None] > neg[None]).float() + 0.5 * (pos[:, None] == neg[None]).float()).mean((0, 1))
-    got = latent_auroc(acts, labels)
-    torch.testing.assert_close(got, want)
-    assert got[0] == 1.0
-    with pytest.raises(ValueError, match="both classes"):
-        latent_auroc(acts, torch.zeros(60, dtype=torch.bool))
-
-
-# --- the exercise check -------------------------------------------------------------------------------------------
 def test_check_steering_vector_passes_the_right_answer(capsys):
     assert check_steering_vector(lambda sae, latents: sae.W_dec[:, latents].sum(-1))
     assert "Correct" in capsys.readouterr().out
