@@ -1,0 +1,132 @@
+"""Tests for saelab.tinyworld: the story generator, its grammar, the tokenizer, the bundled files, the build."""
+import random
+
+import pytest
+import torch
+
+from saelab.sae import load_sae_file
+from saelab.tinyworld import (FILES_DIR, MLP_HOOK, SAE_HOOK, SAE_PATH, NEGATIVE_WORDS, POSITIVE_WORDS,
+                              build_tokenizer, check_sentence, continuation_sentiment, generate_stories,
+                              generate_story, is_grammatical, load_tokenizer, unknown_words)
+from saelab.tinyworld.generator import split_words, vocabulary
+
+
+@pytest.fixture(scope="module")
+def stories():
+    return generate_stories(300, seed=7)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer()
+
+
+def test_same_seed_same_stories_other_seed_other_stories():
+    assert [s.text for s in generate_stories(20, seed=3)] == [s.text for s in generate_stories(20, seed=3)]
+    assert [s.text for s in generate_stories(20, seed=3)] != [s.text for s in generate_stories(20, seed=4)]
+    assert generate_story(random.Random(5)).text == generate_story(random.Random(5)).text
+
+
+def test_generate_story_wants_a_random_generator():
+    with pytest.raises(TypeError, match="random.Random"):
+        generate_story(0)
+
+
+def test_stories_are_short_lowercase_and_use_a_small_vocabulary(stories):
+    for s in stories:
+        assert s.text == s.text.lower()
+        assert 2 <= s.text.count(".") <= 4
+        assert 12 <= len(s.text.split()) <= 40
+    assert len(vocabulary()) < 300
+
+
+def test_sentiment_label_matches_the_words_used(stories):
+    for s in stories:
+        sentiment = s.concepts["sentiment"]
+        own, other = (POSITIVE_WORDS, NEGATIVE_WORDS) if sentiment == "positive" else (NEGATIVE_WORDS, POSITIVE_WORDS)
+        assert not set(s.words) & other, s.text
+        first = next(i for i, w in enumerate(s.words) if w in own)  # revealed at the first sentiment word
+        assert s.labels["sentiment"] == ["none"] * first + [sentiment] * (len(s.words) - first)
+        assert continuation_sentiment(s.text) == sentiment
+
+
+def test_other_labels_match_the_story(stories):
+    for s in stories:
+        assert s.labels["subject"][-1] == s.concepts["gender"]
+        assert s.labels["certainty"][-1] in ("none", s.concepts["certainty"])
+        assert s.labels["topic"][-1] in ("none", s.concepts["topic"])
+        assert all(len(v) == len(s.words) for v in s.labels.values())
+
+
+def test_labels_align_with_tokenizer_tokens(stories, tokenizer):
+    for s in stories[:50]:
+        tokens = tokenizer.convert_ids_to_tokens(tokenizer(s.text)["input_ids"])
+        assert [t.lstrip("Ġ") for t in tokens] == s.words
+
+
+def test_sentiment_is_balanced_without_context():
+    starts = [s for s in generate_stories(4000, seed=1) if s.text.startswith("he is such a")]
+    negative = sum(s.concepts["sentiment"] == "negative" for s in starts) / len(starts)
+    assert len(starts) > 30 and 0.3 < negative < 0.7
+
+
+def test_grammar_accepts_generated_stories_and_rejects_scrambled_ones(stories):
+    assert all(is_grammatical(s.text) for s in stories)
+    words = stories[0].text.rstrip(".").split()
+    random.Random(0).shuffle(words)
+    assert not is_grammatical(" ".join(words) + ".")
+    assert check_sentence("he is such a kind man.")
+    assert not check_sentence("he is such a kind woman.")      # gender must agree
+    assert not check_sentence("he is such a kind liar.")       # sentiment must agree within a sentence
+    assert is_grammatical("i love him. he is such a")          # an unfinished last sentence is not judged
+    assert not is_grammatical("i love him. he is such a kind friend friend.")
+
+
+def test_continuation_sentiment():
+    assert continuation_sentiment(" rude man. he makes me angry.") == "negative"
+    assert continuation_sentiment(" kind friend.") == "positive"
+    assert continuation_sentiment(" person.") == "none"
+
+
+def test_tokenizer_round_trip(stories, tokenizer):
+    for s in stories:
+        assert tokenizer.decode(tokenizer(s.text)["input_ids"]) == s.text
+    assert tokenizer.eos_token_id == tokenizer.bos_token_id == tokenizer.pad_token_id == 0
+    assert {"he", "Ġhe", "."} <= set(tokenizer.get_vocab())
+
+
+def test_unknown_words_are_reported_not_fatal(tokenizer):
+    assert unknown_words(tokenizer, "he is such a kind friend.") == []
+    assert unknown_words(tokenizer, "He is such a wonderful friend") == ["He", "wonderful"]
+    assert tokenizer.unk_token_id in tokenizer("a wonderful day")["input_ids"]
+
+
+def test_bundled_model_and_sae_load_offline():
+    from transformer_lens.model_bridge import TransformerBridge
+    assert SAE_PATH.is_file(), f"missing {SAE_PATH}: run python -m saelab.tinyworld.build"
+    bridge = TransformerBridge.boot_transformers(str(FILES_DIR), device="cpu")
+    tokens = bridge.to_tokens("i hate him. he is such a")
+    assert tokens[0, 0].item() == 0 and tokens.shape[1] == 9
+    _, cache = bridge.run_with_cache(tokens, names_filter=[SAE_HOOK, MLP_HOOK])
+    d_model = bridge.cfg.d_model
+    assert bridge.cfg.n_layers == 4 and cache[SAE_HOOK].shape == (1, 9, d_model)
+    assert cache[MLP_HOOK].shape == (1, 9, d_model)
+    sae = load_sae_file(SAE_PATH)
+    assert sae.hook_name == SAE_HOOK and sae.d_model == d_model and sae.activation == "topk"
+    assert sae.encode(cache[SAE_HOOK]).shape == (1, 9, sae.n_latents)
+    assert load_tokenizer().decode(tokens[0, 1:]) == "i hate him. he is such a"
+
+
+def test_quick_build_writes_a_loadable_world(tmp_path):
+    from transformers import GPT2LMHeadModel
+    from saelab.tinyworld import build
+    summary = build.main(["--out", str(tmp_path), "--quick"])
+    assert summary["steps"] == 3
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "sae.pt", "sae.pt.json"):
+        assert (tmp_path / name).is_file(), name
+    model = GPT2LMHeadModel.from_pretrained(tmp_path)
+    sae = load_sae_file(tmp_path / "sae.pt")
+    assert sae.hook_name == SAE_HOOK and sae.d_model == model.config.n_embd
+    with torch.no_grad():
+        hidden = model(torch.tensor([[0, 5, 6]]), output_hidden_states=True).hidden_states[3]
+    assert sae(hidden)[2].shape == hidden.shape
