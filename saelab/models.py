@@ -85,6 +85,7 @@ def load_model(name: str, device: str | torch.device | None = None) -> Any:
                              "`python -m saelab.tinyworld.build` or reinstall saelab")
     if is_offline() and not Path(source).is_dir():
         source = _local_snapshot(source)
+    _pass_kv_cache_to_bridge_attention()
     try:
         with _quiet():
             model = TransformerBridge.boot_transformers(source, device=pick_device(device))
@@ -96,6 +97,29 @@ def load_model(name: str, device: str | torch.device | None = None) -> Any:
         ) from None
     model.eval()
     return model
+
+
+def _pass_kv_cache_to_bridge_attention() -> None:
+    """Make generation's KV cache reach TransformerBridge attention under newer transformers.
+
+    transformers 5.x renamed the attention layers' `past_key_values` argument to `cache`, and
+    TransformerLens 4.3's bridge only looks for the old names, so it never fills the cache: cached
+    generation then attends to the newest token alone and drifts from the uncached result. We hand the
+    cache over under the name the bridge reads. Where the bridge already gets it, this changes nothing.
+    """
+    from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+
+    original = AttentionBridge._update_kv_cache
+    if getattr(original, "_saelab_cache_fix", False):
+        return
+
+    def update_kv_cache(self: Any, k: torch.Tensor, v: torch.Tensor, **kwargs: Any) -> Any:
+        if kwargs.get("past_key_values") is None and kwargs.get("cache") is not None:
+            kwargs["past_key_values"] = kwargs["cache"]
+        return original(self, k, v, **kwargs)
+
+    update_kv_cache._saelab_cache_fix = True
+    AttentionBridge._update_kv_cache = update_kv_cache
 
 
 @contextlib.contextmanager

@@ -57,3 +57,17 @@ def test_prompt_problems_are_reported(small_hf_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         models.to_tokens(model, "he is a good")
+
+
+def test_kv_cache_gives_the_same_next_token_logits(small_hf_dir):
+    """Generation's KV cache must reach the bridge's attention (transformers 5 renamed the argument)."""
+    model = models.load_model(str(small_hf_dir), device="cpu")
+    tokens = models.to_tokens(model, "i love him. he is a good")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = model.original_model(input_ids=tokens).logits[0, -1]
+        prefix = model.original_model(input_ids=tokens[:, :-1], use_cache=True)
+        cached = model.original_model(input_ids=tokens[:, -1:], past_key_values=prefix.past_key_values,
+                                      use_cache=True).logits[0, -1]
+    assert prefix.past_key_values.get_seq_length() == tokens.shape[1]  # extended in place by the cached step
+    torch.testing.assert_close(cached, full, atol=1e-5, rtol=1e-5)
