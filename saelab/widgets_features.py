@@ -22,7 +22,9 @@ class FeatureExplorer(widgets.VBox):
 
     def __init__(self, model: Any, sae: SAE, corpus: features.TokenLatents | None = None,
                  prompt: str = "", k: int = 10) -> None:
-        self.model, self.sae, self.corpus, self.k = model, sae, corpus, k
+        self.model, self.sae, self.corpus = model, sae, corpus
+        self.k_slider = widgets.IntSlider(value=min(k, sae.k or k), min=1, max=max(k, sae.k or k),
+                                          description="top k:", continuous_update=False)
         self.prompt_box = widgets.Text(value=prompt, description="Prompt:", layout={"width": "60%"},
                                        continuous_update=False)
         self.prompt_button = widgets.Button(description="Top latents")
@@ -33,7 +35,8 @@ class FeatureExplorer(widgets.VBox):
         self.prompt_button.on_click(lambda _: self.show_prompt())
         self.latent_button.on_click(lambda _: self.show_latent())
         self.prompt_box.observe(lambda _: self.show_prompt(), names="value")
-        super().__init__([widgets.HBox([self.prompt_box, self.prompt_button]), self.prompt_out,
+        self.k_slider.observe(lambda _: self.show_prompt(), names="value")
+        super().__init__([widgets.HBox([self.prompt_box, self.k_slider, self.prompt_button]), self.prompt_out,
                           widgets.HBox([self.latent_box, self.latent_button]), self.message, self.latent_out])
 
     def _say(self, text: str, error: bool = False) -> None:
@@ -45,7 +48,7 @@ class FeatureExplorer(widgets.VBox):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                top = features.top_features(self.model, self.sae, self.prompt_box.value, k=self.k)
+                top = features.top_features(self.model, self.sae, self.prompt_box.value, k=self.k_slider.value)
                 if not top.latents:
                     raise ValueError("no latent fires at the last token of this prompt")
                 tokens, acts = features.latent_activations(self.model, self.sae, self.prompt_box.value,

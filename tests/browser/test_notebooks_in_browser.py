@@ -104,6 +104,13 @@ def wait_until_idle(page, timeout_s: float) -> None:
     raise AssertionError(f"cells still running or not run after {timeout_s:.0f} s")
 
 
+def panel_results(panel) -> str:
+    """What the kernel wrote into the panel: its outputs, images and text, not its controls."""
+    parts = panel.locator(".widget-output, .widget-html-content, img").evaluate_all(
+        "els => els.map(e => e.tagName === 'IMG' ? e.src.slice(-200) : e.innerHTML)")
+    return "\n".join(parts)
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_widget_panel_renders_and_responds(lab, browser, name):
     base, token = lab
@@ -121,16 +128,18 @@ def test_widget_panel_renders_and_responds(lab, browser, name):
     panel.wait_for(timeout=60_000)
     panel.scroll_into_view_if_needed()
     assert panel.locator(".widget-slider").first.is_visible(), f"{name}: no slider visible"
-    button = panel.locator("button.jupyter-button").first
+    # a button that is neither pressed already (a toggle's current choice) nor disabled
+    button = panel.locator("button.jupyter-button:not(.mod-active):not([disabled])").first
     assert button.is_visible(), f"{name}: no button visible"
-    output = panel.locator(".widget-output").last
-    before = output.inner_html()
+    before = panel_results(panel)
     page.screenshot(path=str(SHOTS / f"{name}-before.png"), full_page=False)
+    label = button.inner_text()
     button.click()
     deadline = time.time() + 180
-    while output.inner_html() == before and time.time() < deadline:
+    while panel_results(panel) == before and time.time() < deadline:
         time.sleep(0.5)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=180_000)
+    time.sleep(1)
     page.screenshot(path=str(SHOTS / f"{name}-after.png"), full_page=False)
-    assert output.inner_html() != before, f"{name}: clicking '{button.inner_text()}' did not change the panel's output"
+    assert panel_results(panel) != before, f"{name}: clicking {label!r} did not change the panel's output"
     page.close()
