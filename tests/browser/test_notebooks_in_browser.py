@@ -6,6 +6,7 @@ downloads a browser of its own, and skips loudly when either is missing. Screens
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -45,10 +46,18 @@ def lab():
     env = dict(os.environ, SAELAB_OFFLINE="1", MPLBACKEND="module://matplotlib_inline.backend_inline")
     runtime = ROOT / "build" / "jupyter-runtime"
     env["JUPYTER_RUNTIME_DIR"] = str(runtime)
+    settings = ROOT / "build" / "jupyter-settings"
+    # Render every cell (JupyterLab 4 otherwise leaves off-screen cells empty) and skip the news prompt.
+    for plugin, values in {"notebook-extension/tracker": {"windowingMode": "none"},
+                           "apputils-extension/notification": {"fetchNews": "false"}}.items():
+        path = settings / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}", "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly"]
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly",
+         f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={settings / 'workspaces'}"]
         + (["--allow-root"] if os.geteuid() == 0 else []),
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -65,6 +74,7 @@ def lab():
     proc.terminate()
     proc.wait(timeout=30)
     shutil.rmtree(runtime, ignore_errors=True)
+    shutil.rmtree(settings, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +83,14 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+def accept_kernel_dialog(page) -> None:
+    """JupyterLab may ask which kernel to start; the notebook's own (Python 3) is preselected."""
+    try:
+        page.locator(".jp-Dialog button:has-text('Select')").click(timeout=10_000)
+    except playwright_api.TimeoutError:
+        pass  # no dialog: the kernel started by itself
 
 
 def run_all_cells(page) -> None:
@@ -94,14 +112,16 @@ def all_cells_ran(page) -> bool:
     return bool(prompts) and all(re.fullmatch(r"\[\d+\]:", p.strip()) for p in prompts)
 
 
-def wait_until_idle(page, timeout_s: float) -> None:
+def wait_until_idle(page, timeout_s: float, name: str) -> None:
     """Wait until every code cell has run and the kernel reports idle."""
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         if all_cells_ran(page) and page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count():
             return
         time.sleep(1)
-    raise AssertionError(f"cells still running or not run after {timeout_s:.0f} s")
+    page.screenshot(path=str(SHOTS / f"{name}-timeout.png"), full_page=False)
+    prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
+    raise AssertionError(f"{name}: cells still running or not run after {timeout_s:.0f} s: {prompts}")
 
 
 def panel_results(panel) -> str:
@@ -118,13 +138,15 @@ def test_widget_panel_renders_and_responds(lab, browser, name):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{base}/lab/tree/notebooks/{name}?token={token}")
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    accept_kernel_dialog(page)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
     run_all_cells(page)
-    wait_until_idle(page, timeout_s=600)
+    wait_until_idle(page, timeout_s=300, name=name)
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']:has-text('Traceback')")
     assert errors.count() == 0, f"{name}: a cell raised: {errors.first.inner_text()[:500]}"
 
-    panel = page.locator(".jupyter-widgets.widget-container:has(.widget-slider):has(button)").last
+    # the last cell output that holds a widget panel with a slider and a button (the whole panel, not a sub-box)
+    panel = page.locator(".jp-OutputArea-output:has(.widget-slider):has(button.jupyter-button)").last
     panel.wait_for(timeout=60_000)
     panel.scroll_into_view_if_needed()
     assert panel.locator(".widget-slider").first.is_visible(), f"{name}: no slider visible"
