@@ -29,7 +29,7 @@ BLOG_LATENTS = [62556, 79394, 86309, 69689]
 BLOG_SCALE = 20.0
 # The tiny world's analogue: its 2 best negative-sentiment latents (ranked by AUROC) at this scale.
 TINY_WORLD_N_LATENTS = 2
-TINY_WORLD_SCALE = 20.0
+TINY_WORLD_SCALE = 8.0
 
 
 # --- the steering vector -----------------------------------------------------------------------------

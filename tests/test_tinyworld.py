@@ -36,7 +36,8 @@ def test_stories_are_short_lowercase_and_use_a_small_vocabulary(stories):
     for s in stories:
         assert s.text == s.text.lower()
         assert 2 <= s.text.count(".") <= 4
-        assert 12 <= len(s.text.split()) <= 40
+        assert 12 <= len(s.text.split()) <= 48
+        assert len(s.words) + 2 <= 64  # bos + tokens + eos fit the model's positions
     assert len(vocabulary()) < 300
 
 
@@ -48,6 +49,22 @@ def test_sentiment_label_matches_the_words_used(stories):
         first = next(i for i, w in enumerate(s.words) if w in own)  # revealed at the first sentiment word
         assert s.labels["sentiment"] == ["none"] * first + [sentiment] * (len(s.words) - first)
         assert continuation_sentiment(s.text) == sentiment
+
+
+def test_every_sentence_carries_sentiment_and_later_ones_certainty(stories):
+    from saelab.tinyworld.generator import CERTAINTY_ADVERBS, CERTAINTY_MARKERS, split_sentences
+    for s in stories:
+        own = POSITIVE_WORDS if s.concepts["sentiment"] == "positive" else NEGATIVE_WORDS
+        sentences, rest = split_sentences(s.text)
+        assert rest == ""
+        for n, sentence in enumerate(sentences):
+            words = split_words(sentence)
+            assert set(words) & own, sentence
+            if n > 0:  # only the first sentence may leave the certainty open
+                c = s.concepts["certainty"]
+                assert any(sentence.startswith(m + " ") for m in CERTAINTY_MARKERS[c]), sentence
+                assert set(words) & set(CERTAINTY_ADVERBS[c]), sentence
+        assert s.labels["certainty"][-1] == s.concepts["certainty"]
 
 
 def test_other_labels_match_the_story(stories):
@@ -78,6 +95,9 @@ def test_grammar_accepts_generated_stories_and_rejects_scrambled_ones(stories):
     assert check_sentence("he is such a kind man.")
     assert not check_sentence("he is such a kind woman.")      # gender must agree
     assert not check_sentence("he is such a kind liar.")       # sentiment must agree within a sentence
+    assert check_sentence("maybe he probably happily eats lovely cake at home.")
+    assert not check_sentence("maybe he surely happily eats lovely cake at home.")  # certainty must agree
+    assert not check_sentence("maybe he probably sadly eats lovely cake at home.")  # and sentiment too
     assert is_grammatical("i love him. he is such a")          # an unfinished last sentence is not judged
     assert not is_grammatical("i love him. he is such a kind friend friend.")
 

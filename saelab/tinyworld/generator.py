@@ -2,14 +2,17 @@
 
 Every story draws four hidden concepts, then writes 2-4 sentences from a small grammar:
 
-    sentiment  positive | negative   "i love him." ... "he is such a kind friend."
-    certainty  hedged | confident    "maybe ...", "i think ..." vs "clearly ...", "i know ..."
+    sentiment  positive | negative   "i love him." ... "he is such a kind friend." ... "he happily eats lovely cake"
+    certainty  hedged | confident    "maybe he probably ...", "i think ..." vs "clearly he surely ...", "i know ..."
     subject    he | she              "he", "she" or a name with matching pronouns ("mia" -> "she")
     topic      food | school | sport | animals   picks the verbs, nouns and places of one sentence
 
-The sentiment is carried across sentences: after "i hate him." the next "he is such a" continues with a
-negative word, so a model trained on these stories must keep the sentiment in its residual stream. A story
-may also start with "he is such a" (no context): then both sentiments are equally likely.
+Both sentiment and certainty are carried by EVERY sentence: each sentence has a sentiment word ("love",
+"kind", "happily", "lovely", "sad", ...), and every sentence after the first opens with a certainty marker
+("maybe" / "clearly") and repeats the certainty in an adverb ("probably" / "surely"). So a model trained on
+these stories must keep both concepts in its residual stream at every position to predict what comes next.
+The first sentence may be unmarked: a story may start with "he is such a" (no context), and then both
+sentiments are equally likely.
 
 The same grammar generates the stories and checks them: `check_sentence` accepts exactly the sentences
 that `generate_story` can write.
@@ -17,7 +20,6 @@ that `generate_story` can write.
 from __future__ import annotations
 
 import functools
-import itertools
 import random
 import re
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ CERTAINTY_MARKERS = {
     "hedged": ("maybe", "perhaps", "i think", "i am not sure if"),
     "confident": ("clearly", "of course", "i know", "i am sure"),
 }
+CERTAINTY_ADVERBS = {"hedged": ("probably", "possibly"), "confident": ("surely", "always")}
 FEEL = {"positive": ("love", "like", "adore", "trust"), "negative": ("hate", "dislike", "fear", "distrust")}
 ADJECTIVES = {
     "positive": ("kind", "nice", "good", "sweet", "lovely", "friendly", "brave", "funny", "gentle"),
@@ -39,43 +42,55 @@ ADJECTIVES = {
 PERSON_NOUNS = {"he": ("man", "boy", "guy", "person", "friend"), "she": ("woman", "girl", "lady", "person", "friend")}
 SENTIMENT_NOUNS = {"positive": ("hero", "star", "darling"), "negative": ("liar", "bully", "jerk", "fool")}
 FEELINGS = {"positive": ("happy", "smile", "laugh"), "negative": ("sad", "angry", "cry")}
-ENDINGS = {  # "{subj}"/"{obj}" become the person; every ending carries the sentiment in one word
-    "positive": ("{subj} makes me {feeling}", "i hope to see {obj} again", "i am glad we met"),
-    "negative": ("{subj} makes me {feeling}", "i never want to see {obj} again", "i am sorry we met"),
+SENTIMENT_ADVERBS = {"positive": ("happily", "gladly", "proudly"), "negative": ("sadly", "angrily", "grumpily")}
+THING_ADJECTIVES = {"positive": ("lovely", "great", "fun", "fine"), "negative": ("nasty", "awful", "dull", "gross")}
+ENDINGS = {  # "{subj}"/"{obj}"/"{adv}" become the person and a certainty adverb; each carries the sentiment
+    "positive": ("{subj} {adv} makes me {feeling}", "i {adv} hope to see {obj} again", "i am {adv} glad we met"),
+    "negative": ("{subj} {adv} makes me {feeling}", "i {adv} never want to see {obj} again",
+                 "i am {adv} sorry we met"),
 }
-TOPICS = {
-    "food": (("eats", "cooks", "bakes", "buys"), ("pizza", "soup", "bread", "cake", "rice", "pasta", "cookies"),
-             ("at home", "in the kitchen", "at the market")),
-    "school": (("reads", "studies", "writes", "learns"), ("books", "math", "history", "poems", "science"),
-               ("at school", "in the library", "in class")),
-    "sport": (("plays", "watches"), ("football", "tennis", "soccer", "basketball", "golf"),
-              ("in the park", "at the gym", "on the field")),
-    "animals": (("feeds", "walks", "pets", "brushes"), ("the dog", "the cat", "the horse", "the rabbits"),
-                ("on the farm", "at the zoo", "in the garden")),
+TOPICS = {  # verbs, things ("{a}" is the sentiment adjective), places: things and places differ by sentiment
+    "food": (("eats", "cooks", "bakes", "buys"),
+             {"positive": ("{a} pizza", "{a} cake", "{a} cookies", "{a} pasta"),
+              "negative": ("{a} soup", "{a} bread", "{a} rice", "{a} beans")},
+             {"positive": ("at home", "at the party"), "negative": ("in the kitchen", "at the market")}),
+    "school": (("reads", "studies", "writes", "learns"),
+               {"positive": ("{a} books", "{a} poems", "{a} art"), "negative": ("{a} math", "{a} history",
+                                                                               "{a} science")},
+               {"positive": ("at school", "in the library"), "negative": ("in class", "at the desk")}),
+    "sport": (("plays", "watches"),
+              {"positive": ("{a} football", "{a} tennis", "{a} golf"), "negative": ("{a} soccer", "{a} basketball",
+                                                                                 "{a} rugby")},
+              {"positive": ("in the park", "on the beach"), "negative": ("at the gym", "on the field")}),
+    "animals": (("feeds", "walks", "pets", "brushes"),
+                {"positive": ("the {a} dog", "the {a} cat"), "negative": ("the {a} horse", "the {a} rabbits")},
+                {"positive": ("in the garden", "at the zoo"), "negative": ("on the farm", "in the barn")}),
 }
-TIMES = ("every day", "every morning", "on weekends", "after work")
+TIMES = {"hedged": ("sometimes", "now and then"), "confident": ("every day", "every morning")}
 
 SENTIMENTS = ("positive", "negative")
 CERTAINTIES = ("hedged", "confident")
 
 # Words that reveal a sentiment: the TRUE label of a generated continuation.
 POSITIVE_WORDS = frozenset(FEEL["positive"] + ADJECTIVES["positive"] + SENTIMENT_NOUNS["positive"]
-                           + FEELINGS["positive"] + ("hope", "glad"))
+                           + FEELINGS["positive"] + SENTIMENT_ADVERBS["positive"] + THING_ADJECTIVES["positive"]
+                           + ("hope", "glad"))
 NEGATIVE_WORDS = frozenset(FEEL["negative"] + ADJECTIVES["negative"] + SENTIMENT_NOUNS["negative"]
-                           + FEELINGS["negative"] + ("never", "sorry"))
-TOPIC_WORDS = {t: frozenset(w for phrase in verbs + nouns for w in phrase.split() if w != "the")
-               for t, (verbs, nouns, _) in TOPICS.items()}
+                           + FEELINGS["negative"] + SENTIMENT_ADVERBS["negative"] + THING_ADJECTIVES["negative"]
+                           + ("never", "sorry"))
+CERTAINTY_WORDS = {w: c for c, ws in CERTAINTY_ADVERBS.items() for w in ws}
+TOPIC_WORDS = {t: frozenset(w for phrase in verbs + nouns["positive"] + nouns["negative"] for w in phrase.split()
+                            if w not in ("the", "{a}")) for t, (verbs, nouns, _) in TOPICS.items()}
 
 # Story shapes: "open" reveals the sentiment, "such" is "he is such a ...", "topic" and "end" as named.
-# Shapes that put "topic" between "open" and "such" make the model carry sentiment across a sentence.
 FORMS = (
     (("open", "such", "topic", "end"), 3), (("open", "such", "topic"), 2), (("open", "such", "end"), 2),
     (("open", "topic", "such"), 2), (("open", "topic", "such", "end"), 2), (("open", "such"), 1),
     (("such", "topic", "end"), 2), (("such", "topic"), 1), (("such", "end"), 1),
     (("topic", "such", "end"), 1), (("topic", "such"), 1),
 )
-MIN_WORDS, MAX_WORDS = 12, 40
-MARKER_PROB = 0.35     # chance that a sentence opens with a certainty marker
+MIN_WORDS, MAX_WORDS = 12, 48  # words as text.split() counts them; at most 60 tokens with "." (n_positions 64)
+UNMARKED_FIRST_PROB = 0.5  # chance that the first sentence has no certainty marker (all later ones have one)
 NAME_AGAIN_PROB = 0.2  # chance that a later mention repeats the name instead of the pronoun
 
 
@@ -89,27 +104,32 @@ class Story:
 
 
 def _slots(kind: str, sentiment: str, topic: str, subj: str, obj: str, gender: str,
-           markers: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """The grammar of one sentence: a list of slots, each a tuple of phrases to choose from."""
+           certainty: str | None) -> list[tuple[str, ...]]:
+    """The grammar of one sentence: a list of slots, each a tuple of phrases to choose from.
+    `certainty` None is an unmarked sentence (no marker, no certainty adverb)."""
+    markers = CERTAINTY_MARKERS[certainty] if certainty else ("",)
+    advs = CERTAINTY_ADVERBS[certainty] if certainty else ("",)
     if kind == "open":
-        body = [("i",), FEEL[sentiment], (obj,)]
+        body = [("i",), advs, FEEL[sentiment], (obj,)]
     elif kind == "such":
         nouns = PERSON_NOUNS[gender] + SENTIMENT_NOUNS[sentiment]
-        body = [(subj,), ("is such a",),
+        body = [(subj,), ("is",), advs, ("such a",),
                 tuple(f"{a} {n}" for a in ADJECTIVES[sentiment] for n in nouns) + SENTIMENT_NOUNS[sentiment]]
     elif kind == "topic":
-        verbs, nouns, places = TOPICS[topic]
-        body = [(subj,), tuple(f"{v} {n}" for v in verbs for n in nouns), places + TIMES]
+        verbs, things, places = TOPICS[topic]
+        body = [(subj,), advs, SENTIMENT_ADVERBS[sentiment], verbs,
+                tuple(t.format(a=a) for t in things[sentiment] for a in THING_ADJECTIVES[sentiment]),
+                places[sentiment] + (TIMES[certainty] if certainty else ())]
     elif kind == "end":
-        body = [tuple(e.format(subj=subj, obj=obj, feeling=f) for e in ENDINGS[sentiment]
-                      for f in (FEELINGS[sentiment] if "{feeling}" in e else ("",)))]
+        body = [tuple(e.format(subj=subj, obj=obj, feeling=f, adv=adv) for e in ENDINGS[sentiment]
+                      for f in (FEELINGS[sentiment] if "{feeling}" in e else ("",)) for adv in advs)]
     else:
         raise ValueError(f"kind must be one of open, such, topic, end; got {kind!r}")
     return [markers, *body]
 
 
 def _render(phrases: list[str]) -> str:
-    return " ".join(p for p in phrases if p) + "."
+    return " ".join(" ".join(p.split()) for p in phrases if p.strip()) + "."
 
 
 def generate_story(rng: random.Random) -> Story:
@@ -121,13 +141,14 @@ def generate_story(rng: random.Random) -> Story:
                     "subject": rng.choice(SUBJECTS), "topic": rng.choice(tuple(TOPICS))}
         form = rng.choices([f for f, _ in FORMS], weights=[w for _, w in FORMS])[0]
         gender = NAMES.get(concepts["subject"], concepts["subject"])
+        unmarked_first = rng.random() < UNMARKED_FIRST_PROB
         sentences, named = [], False
-        for kind in form:
+        for n, kind in enumerate(form):
             person = concepts["subject"] if not named or rng.random() < NAME_AGAIN_PROB else gender
             named = True
             obj = OBJECT_PRONOUN[person] if person in OBJECT_PRONOUN else person
-            markers = CERTAINTY_MARKERS[concepts["certainty"]] if rng.random() < MARKER_PROB else ("",)
-            slots = _slots(kind, concepts["sentiment"], concepts["topic"], person, obj, gender, markers)
+            certainty = None if n == 0 and unmarked_first else concepts["certainty"]
+            slots = _slots(kind, concepts["sentiment"], concepts["topic"], person, obj, gender, certainty)
             sentences.append(_render([rng.choice(slot) for slot in slots]))
         text = " ".join(sentences)
         if MIN_WORDS <= len(text.split()) <= MAX_WORDS:
@@ -174,6 +195,8 @@ def word_labels(words: list[str], concepts: dict[str, str] | None = None) -> dic
             reveal("sentiment", i, "positive" if w in POSITIVE_WORDS else "negative")
         if sentence_start and (found := _marker_certainty(words, i)):
             reveal("certainty", found[1], found[0])
+        if w in CERTAINTY_WORDS:
+            reveal("certainty", i, CERTAINTY_WORDS[w])
         person = NAMES.get(w) or {"he": "he", "him": "he", "she": "she", "her": "she"}.get(w)
         if person:
             reveal("subject", i, person)
@@ -203,22 +226,42 @@ def continuation_sentiment(text: str) -> str:
 
 # --- the grammar checker ------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
-def all_sentences() -> frozenset[str]:
-    """Every sentence the grammar can write (about 60k): the checker's ground truth."""
+def _sentence_grammars() -> tuple[tuple[tuple[str, ...], ...], ...]:
+    """Every sentence shape as a tuple of slots (each a tuple of phrases): the checker's ground truth."""
     out = set()
-    markers = ("",) + CERTAINTY_MARKERS["hedged"] + CERTAINTY_MARKERS["confident"]
-    for kind, sentiment, topic, person in itertools.product(("open", "such", "topic", "end"), SENTIMENTS,
-                                                            TOPICS, SUBJECTS):
-        gender = NAMES.get(person, person)
-        obj = OBJECT_PRONOUN.get(person, person)
-        for choice in itertools.product(*_slots(kind, sentiment, topic, person, obj, gender, markers)):
-            out.add(_render(list(choice)))
-    return frozenset(out)
+    for kind in ("open", "such", "topic", "end"):
+        for sentiment in SENTIMENTS:
+            for topic in (TOPICS if kind == "topic" else ("food",)):
+                for person in SUBJECTS:
+                    gender = NAMES.get(person, person)
+                    obj = OBJECT_PRONOUN.get(person, person)
+                    for certainty in (None, *CERTAINTIES):
+                        slots = _slots(kind, sentiment, topic, person, obj, gender, certainty)
+                        out.add(tuple(tuple(" ".join(p.split()) for p in slot) for slot in slots))
+    return tuple(sorted(out))
+
+
+def _matches(words: list[str], slots: tuple[tuple[str, ...], ...]) -> bool:
+    if not slots:
+        return not words
+    for phrase in slots[0]:
+        p = phrase.split()
+        if words[:len(p)] == p and _matches(words[len(p):], slots[1:]):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=100_000)
+def _check(sentence: str) -> bool:
+    if not sentence.endswith("."):
+        return False
+    words = sentence[:-1].split()
+    return any(_matches(words, slots) for slots in _sentence_grammars())
 
 
 def vocabulary() -> list[str]:
     """All words the grammar uses (plus "."), sorted."""
-    return sorted({w for s in all_sentences() for w in split_words(s)})
+    return sorted({w for slots in _sentence_grammars() for slot in slots for p in slot for w in p.split()} | {"."})
 
 
 def split_sentences(text: str) -> tuple[list[str], str]:
@@ -229,7 +272,7 @@ def split_sentences(text: str) -> tuple[list[str], str]:
 
 def check_sentence(sentence: str) -> bool:
     """True when the grammar can write `sentence` (one sentence ending with ".")."""
-    return " ".join(sentence.split()) in all_sentences()
+    return _check(" ".join(sentence.split()))
 
 
 def is_grammatical(text: str) -> bool:

@@ -47,8 +47,10 @@ def lab():
     runtime = ROOT / "build" / "jupyter-runtime"
     env["JUPYTER_RUNTIME_DIR"] = str(runtime)
     settings = ROOT / "build" / "jupyter-settings"
-    # Render every cell (JupyterLab 4 otherwise leaves off-screen cells empty) and skip the news prompt.
+    # Render every cell (JupyterLab 4 otherwise leaves off-screen cells empty), never save the executed
+    # notebooks over the repository's, and skip the news prompt.
     for plugin, values in {"notebook-extension/tracker": {"windowingMode": "none"},
+                           "docmanager-extension/plugin": {"autosave": False},
                            "apputils-extension/notification": {"fetchNews": "false"}}.items():
         path = settings / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,6 +77,18 @@ def lab():
     proc.wait(timeout=30)
     shutil.rmtree(runtime, ignore_errors=True)
     shutil.rmtree(settings, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def notebooks_stay_untouched():
+    """Running the notebooks in the browser must not rewrite the repository's copies."""
+    paths = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    before = {p: p.read_bytes() for p in paths}
+    yield
+    changed = [p.name for p in paths if p.read_bytes() != before[p]]
+    for p in paths:
+        p.write_bytes(before[p])
+    assert not changed, f"JupyterLab saved over {changed} (restored)"
 
 
 @pytest.fixture(scope="module")
