@@ -47,3 +47,32 @@ def small_hf_dir(tmp_path_factory):
     GPT2LMHeadModel(config).eval().save_pretrained(path)
     fast.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def random_tinyworld_model(tmp_path_factory):
+    """make(n_layer, n_embd): a random GPT-2 that reads tiny-world stories (real tokenizer, tiny weights)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from saelab.models import load_model
+    from saelab.tinyworld.tokenizer import build_tokenizer
+
+    def make(n_layer: int = 2, n_embd: int = 16):
+        tok = build_tokenizer()
+        torch.manual_seed(0)
+        config = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=n_embd, n_layer=n_layer, n_head=2,
+                            bos_token_id=0, eos_token_id=0)
+        path = tmp_path_factory.mktemp("tiny_world_random")
+        GPT2LMHeadModel(config).eval().save_pretrained(path)
+        tok.save_pretrained(path)
+        return load_model(str(path), device="cpu")
+    return make
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """For tiny models one thread is faster than two, and much faster on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -9,21 +9,8 @@ from saelab.training import train_sae
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """A random 3-layer GPT-2 that reads tiny-world stories (the real tokenizer, tiny weights)."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    from saelab.models import load_model
-    from saelab.tinyworld.tokenizer import build_tokenizer
-
-    tok = build_tokenizer()
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=3, n_head=2,
-                        bos_token_id=0, eos_token_id=0)
-    path = tmp_path_factory.mktemp("tw_small")
-    GPT2LMHeadModel(config).eval().save_pretrained(path)
-    tok.save_pretrained(path)
-    return load_model(str(path), device="cpu")
+def model(random_tinyworld_model):
+    return random_tinyworld_model(n_layer=3, n_embd=32)
 
 
 HOOK = "blocks.1.hook_mlp_out"

@@ -13,21 +13,8 @@ TEXTS = [s.text for s in generate_stories(6, seed=5)]
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """A random 2-layer GPT-2 with the tiny world's tokenizer."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    from saelab.models import load_model
-    from saelab.tinyworld.tokenizer import build_tokenizer
-
-    tok = build_tokenizer()
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=16, n_layer=2, n_head=2,
-                        bos_token_id=0, eos_token_id=0)
-    path = tmp_path_factory.mktemp("tw_eval")
-    GPT2LMHeadModel(config).eval().save_pretrained(path)
-    tok.save_pretrained(path)
-    return load_model(str(path), device="cpu")
+def model(random_tinyworld_model):
+    return random_tinyworld_model(n_layer=2, n_embd=16)
 
 
 def identity_sae(d: int) -> SAE:

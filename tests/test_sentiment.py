@@ -3,17 +3,9 @@ import math
 import pytest
 import torch
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread is faster than two, and much faster on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 from saelab.sentiment import fluency, fraction_negative, is_negative, method_for, sentiment_score, vader_compound
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_vader_sign_on_clear_examples():
     assert vader_compound("he is such a good person") > 0.3

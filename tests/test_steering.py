@@ -3,18 +3,11 @@ import math
 import pytest
 import torch
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread is faster than two, and much faster on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 from saelab import steering
 from saelab.sae import SAE
 from saelab.steering import check_steering_vector, steer, steering_vector
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 HOOK = "blocks.1.hook_resid_post"
 
