@@ -24,7 +24,7 @@ course: $(STAMP)
 	$(BIN)/jupyter nbconvert --to html --output-dir build/html build/notebooks/*.ipynb
 	@echo "Executed notebooks are in build/notebooks/, HTML pages in build/html/"
 
-test: unit notebooks
+test: unit notebooks browser
 
 unit: $(STAMP)
 	$(OFFLINE) $(BIN)/python -m pytest tests -q --ignore=tests/browser

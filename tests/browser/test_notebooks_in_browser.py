@@ -23,6 +23,7 @@ import pytest
 from saelab.course import NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in the visible tab
 CHROMIUM = os.environ.get("SAELAB_CHROMIUM", "/usr/bin/chromium")
 SHOTS = ROOT / "build" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -47,6 +48,7 @@ def lab():
     runtime = ROOT / "build" / "jupyter-runtime"
     env["JUPYTER_RUNTIME_DIR"] = str(runtime)
     settings = ROOT / "build" / "jupyter-settings"
+    shutil.rmtree(settings, ignore_errors=True)  # no tabs restored from an earlier run's workspace
     # Render every cell (JupyterLab 4 otherwise leaves off-screen cells empty), never save the executed
     # notebooks over the repository's, and skip the news prompt.
     for plugin, values in {"notebook-extension/tracker": {"windowingMode": "none"},
@@ -113,7 +115,7 @@ def run_all_cells(page) -> None:
         page.click("li.lm-MenuBar-item:has-text('Run')")
         page.click("li.lm-Menu-item:has-text('Run All Cells')")
         for _ in range(20):
-            prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
+            prompts = page.locator(f"{NOTEBOOK} .jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
             if any(p.strip() != "[ ]:" for p in prompts):
                 return
             time.sleep(1)
@@ -122,7 +124,7 @@ def run_all_cells(page) -> None:
 
 def all_cells_ran(page) -> bool:
     """Every code cell shows an execution count ([3]:), none is busy ([*]:) or unrun ([ ]:)."""
-    prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
+    prompts = page.locator(f"{NOTEBOOK} .jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
     return bool(prompts) and all(re.fullmatch(r"\[\d+\]:", p.strip()) for p in prompts)
 
 
@@ -134,8 +136,16 @@ def wait_until_idle(page, timeout_s: float, name: str) -> None:
             return
         time.sleep(1)
     page.screenshot(path=str(SHOTS / f"{name}-timeout.png"), full_page=False)
-    prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
+    prompts = page.locator(f"{NOTEBOOK} .jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
     raise AssertionError(f"{name}: cells still running or not run after {timeout_s:.0f} s: {prompts}")
+
+
+def shut_down_kernels(base: str, token: str) -> None:
+    """Stop the notebook's kernel so that the next notebook starts with the memory free."""
+    request = urllib.request.Request(f"{base}/api/kernels?token={token}")
+    for kernel in json.loads(urllib.request.urlopen(request, timeout=10).read()):
+        urllib.request.urlopen(urllib.request.Request(f"{base}/api/kernels/{kernel['id']}?token={token}",
+                                                      method="DELETE"), timeout=30)
 
 
 def panel_results(panel) -> str:
@@ -150,22 +160,24 @@ def test_widget_panel_renders_and_responds(lab, browser, name):
     base, token = lab
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{base}/lab/tree/notebooks/{name}?token={token}")
+    page.goto(f"{base}/lab/tree/notebooks/{name}?reset&token={token}")  # reset: only this notebook open
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
     accept_kernel_dialog(page)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
     run_all_cells(page)
     wait_until_idle(page, timeout_s=300, name=name)
-    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']:has-text('Traceback')")
+    errors = page.locator(f"{NOTEBOOK} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']:has-text('Traceback')")
     assert errors.count() == 0, f"{name}: a cell raised: {errors.first.inner_text()[:500]}"
 
     # the last cell output that holds a widget panel with a slider and a button (the whole panel, not a sub-box)
-    panel = page.locator(".jp-OutputArea-output:has(.widget-slider):has(button.jupyter-button)").last
+    panel = page.locator(f"{NOTEBOOK} .jp-OutputArea-output:has(.widget-slider):has(button.jupyter-button)").last
     panel.wait_for(timeout=60_000)
     panel.scroll_into_view_if_needed()
     assert panel.locator(".widget-slider").first.is_visible(), f"{name}: no slider visible"
-    # a button that is neither pressed already (a toggle's current choice) nor disabled
-    button = panel.locator("button.jupyter-button:not(.mod-active):not([disabled])").first
+    # an action button (Train, Generate, ...); else a toggle that is not the current choice
+    button = panel.locator("button.widget-button:not([disabled])").first
+    if button.count() == 0:
+        button = panel.locator("button.widget-toggle-button:not(.mod-active):not([disabled])").first
     assert button.is_visible(), f"{name}: no button visible"
     before = panel_results(panel)
     page.screenshot(path=str(SHOTS / f"{name}-before.png"), full_page=False)
@@ -179,3 +191,4 @@ def test_widget_panel_renders_and_responds(lab, browser, name):
     page.screenshot(path=str(SHOTS / f"{name}-after.png"), full_page=False)
     assert panel_results(panel) != before, f"{name}: clicking {label!r} did not change the panel's output"
     page.close()
+    shut_down_kernels(base, token)
