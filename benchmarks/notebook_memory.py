@@ -18,22 +18,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+MAKE_GPT2_DIR = r"""
+import sys, torch
+from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+from saelab.tinyworld import FILES_DIR
+torch.manual_seed(0)
+GPT2LMHeadModel(GPT2Config()).eval().save_pretrained(sys.argv[1])   # GPT-2 small's shapes, random weights
+AutoTokenizer.from_pretrained(str(FILES_DIR)).save_pretrained(sys.argv[1])
+"""
+
 GPT2_ESTIMATE = r"""
-import json, sys, tempfile, torch
-from transformers import GPT2Config, GPT2LMHeadModel
+import json, sys, torch
 from transformer_lens.model_bridge import TransformerBridge
 from saelab.activations import hook_activations
 from saelab.sae import SAE
-from saelab.tinyworld import FILES_DIR
-from transformers import AutoTokenizer
 torch.set_num_threads(2)
 def peak(): return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM"))
-n_latents = int(sys.argv[1])
-torch.manual_seed(0)
-with tempfile.TemporaryDirectory() as d:
-    GPT2LMHeadModel(GPT2Config()).eval().save_pretrained(d)   # GPT-2 small's shapes, random weights
-    AutoTokenizer.from_pretrained(str(FILES_DIR)).save_pretrained(d)
-    model = TransformerBridge.boot_transformers(d, device="cpu")
+model = TransformerBridge.boot_transformers(sys.argv[1], device="cpu")
+n_latents = int(sys.argv[2])
 sae = SAE(768, n_latents, "topk", k=32, hook_name="blocks.8.hook_resid_post") if n_latents else None
 tokens = torch.randint(0, 50257, (1, 64))
 with torch.no_grad():
@@ -81,12 +83,14 @@ def main() -> None:
                   flush=True)
     if not args.skip_gpt2:
         print(f"\n{'GPT-2 estimate (random weights)':<34} {'peak RSS MiB':>13} {'< 2 GiB':>8}")
-        for label, n in (("GPT-2 small, no SAE", 0), ("GPT-2 small + 32k SAE", 2**15),
-                         ("GPT-2 small + 128k SAE", 2**17)):
-            out = subprocess.run([sys.executable, "-c", GPT2_ESTIMATE, str(n)], capture_output=True,
-                                 text=True, check=True, cwd=ROOT)
-            peak = json.loads(out.stdout.strip().splitlines()[-1])["peak"]
-            print(f"{label:<34} {peak / 2**20:>13.0f} {'yes' if peak < 2**31 else 'NO':>8}", flush=True)
+        with tempfile.TemporaryDirectory() as model_dir:
+            subprocess.run([sys.executable, "-c", MAKE_GPT2_DIR, model_dir], check=True, capture_output=True, cwd=ROOT)
+            for label, n in (("GPT-2 small, no SAE", 0), ("GPT-2 small + 32k SAE", 2**15),
+                             ("GPT-2 small + 128k SAE", 2**17)):
+                out = subprocess.run([sys.executable, "-c", GPT2_ESTIMATE, model_dir, str(n)], capture_output=True,
+                                     text=True, check=True, cwd=ROOT)
+                peak = json.loads(out.stdout.strip().splitlines()[-1])["peak"]
+                print(f"{label:<34} {peak / 2**20:>13.0f} {'yes' if peak < 2**31 else 'NO':>8}", flush=True)
 
 
 if __name__ == "__main__":
