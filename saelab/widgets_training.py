@@ -69,12 +69,16 @@ class TrainingWidget:
         self.train_button = w.Button(description="Train", button_style="success", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.status = w.HTML("Pick the settings and press Train.")
-        self.image = w.Image(format="png")
+        self.image = w.Image(format="png", layout=w.Layout(display="none"))  # shown from the first drawing on
         self.activation.observe(self._on_activation, names="value")
         self.train_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.box = w.VBox([w.HBox([self.expansion, self.steps]), self.activation, w.HBox([self.l1, self.k]),
                            w.HBox([self.train_button, self.stop_button]), self.status, self.image])
+
+    def _draw(self, png: bytes) -> None:
+        self.image.value = png
+        self.image.layout.display = ""
 
     def _on_activation(self, change: dict) -> None:
         self.l1.disabled, self.k.disabled = change["new"] == "topk", change["new"] == "relu"
@@ -109,7 +113,7 @@ class TrainingWidget:
 
         def callback(history: History, sae: SAE) -> bool:
             if time.perf_counter() - last_draw[0] > REDRAW_SECONDS:  # drawing costs more than a toy step
-                self.image.value = history_png(history, title)
+                self._draw(history_png(history, title))
                 last_draw[0] = time.perf_counter()
             last = history.last()
             self.status.value = (f"step {last['step']}/{self.steps.value}: loss {last['loss']:.4g}, "
@@ -124,7 +128,7 @@ class TrainingWidget:
                                      stop=self.stop_event)
             last = self.history.last()
             if last:
-                self.image.value = history_png(self.history, title)
+                self._draw(history_png(self.history, title))
             if not last:
                 self.status.value = "Stopped before the first log step: nothing to show."
                 return

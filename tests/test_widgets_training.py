@@ -52,3 +52,10 @@ def test_history_png_is_a_picture():
     widget = training_widget(data(), steps=20, batch_size=256)
     widget.start().join(timeout=60)
     assert history_png(widget.history, "t").startswith(b"\x89PNG")
+
+
+def test_plot_is_hidden_until_there_is_something_to_draw():
+    widget = training_widget(data(), steps=20, batch_size=256)
+    assert widget.image.layout.display == "none"
+    widget.start().join(timeout=60)
+    assert widget.image.layout.display == ""
