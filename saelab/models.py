@@ -161,5 +161,6 @@ def unknown_words(tokenizer: Any, text: str) -> list[str]:
     if unk_id is None:
         return []
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    return [text[a:b].strip() for tok, (a, b) in zip(encoding["input_ids"], encoding["offset_mapping"])
-            if tok == unk_id]
+    words = [text[a:b].strip() for tok, (a, b) in zip(encoding["input_ids"], encoding["offset_mapping"])
+             if tok == unk_id]
+    return list(dict.fromkeys(words))  # each unknown word once, in order

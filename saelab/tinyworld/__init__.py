@@ -17,7 +17,8 @@ from saelab.tinyworld.generator import (
     is_consistent,
     is_grammatical,
 )
-from saelab.tinyworld.tokenizer import build_tokenizer, load_tokenizer, unknown_words
+from saelab.models import unknown_words
+from saelab.tinyworld.tokenizer import build_tokenizer, load_tokenizer
 
 FILES_DIR = Path(__file__).resolve().parent / "files"
 SAE_PATH = FILES_DIR / "sae.pt"

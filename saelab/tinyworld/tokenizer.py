@@ -36,16 +36,3 @@ def load_tokenizer(path: str | os.PathLike | None = None) -> PreTrainedTokenizer
     """The tokenizer saved in `path` (default: the bundled tiny-world files)."""
     from saelab.tinyworld import FILES_DIR
     return PreTrainedTokenizerFast.from_pretrained(str(Path(path or FILES_DIR)))
-
-
-def unknown_words(tokenizer, text: str) -> list[str]:
-    """Words of `text` that are not in the tokenizer's vocabulary (they would become <unk>), in order."""
-    backend = tokenizer.backend_tokenizer if hasattr(tokenizer, "backend_tokenizer") else tokenizer
-    vocab = backend.get_vocab()
-    pieces = backend.pre_tokenizer.pre_tokenize_str(text)
-    unknown = []
-    for piece, _ in pieces:
-        word = piece.replace(SPACE, " ").strip() or piece.replace(SPACE, " ")
-        if piece not in vocab and word not in unknown:
-            unknown.append(word)
-    return unknown
