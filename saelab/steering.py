@@ -266,22 +266,17 @@ def rank_sentiment_latents(model: Any, sae: SAE, n_stories: int = 300, seed: int
                            sentiment: str = "negative") -> tuple[list[int], torch.Tensor]:
     """Tiny world: latents sorted by AUROC for `sentiment` on generated stories (tokens after the sentiment is
     revealed, labelled by the generator), and the AUROC of every latent [n_latents]."""
-    from saelab.activations import hook_activations
+    from saelab.activations import story_activations
     from saelab.tinyworld import generate_stories
 
-    stories = generate_stories(n_stories, seed=seed)
-    ids = model.tokenizer([s.text for s in stories], add_special_tokens=False)["input_ids"]
-    if any(len(i) != len(s.words) for i, s in zip(ids, stories)):
-        raise ValueError("rank_sentiment_latents needs the tiny world's model (one token per word)")
-    tokens = torch.zeros(len(ids), 1 + max(map(len, ids)), dtype=torch.long)  # BOS, story, BOS padding
-    for row, i in zip(tokens, ids):
-        row[1:1 + len(i)] = torch.tensor(i)
-    resid = hook_activations(model, sae.hook_name, tokens.to(model.cfg.device))[:, 1:]  # causal: padding harmless
-    keep = [(b, p) for b, s in enumerate(stories) for p, lab in enumerate(s.labels["sentiment"]) if lab != "none"]
-    labels = [stories[b].labels["sentiment"][p] == sentiment for b, p in keep]
-    b_idx, p_idx = torch.tensor(keep).T
-    acts = sae.encode(resid[b_idx, p_idx].to(sae.pre_bias.dtype))
-    auroc = metrics.auroc(acts, torch.tensor(labels))
+    try:
+        resid, labels = story_activations(model, sae.hook_name, generate_stories(n_stories, seed=seed))
+    except ValueError:
+        raise ValueError("rank_sentiment_latents needs the tiny world's model (one token per word)") from None
+    sentiments = labels["sentiment"]
+    known = torch.tensor([lab != "none" for lab in sentiments])
+    target = torch.tensor([lab == sentiment for lab in sentiments])[known]
+    auroc = metrics.auroc(sae.encode(resid[known].to(sae.pre_bias.dtype)), target)
     return auroc.argsort(descending=True).tolist(), auroc
 
 
