@@ -27,9 +27,10 @@ MAX_ABS_SCALE = 1000.0  # beyond this every model only prints noise; refuse inst
 # The blog's experiment: GPT-2 small, OpenAI's resid_post_mlp_v5_128k SAE at layer 8, scale 20.
 BLOG_LATENTS = [62556, 79394, 86309, 69689]
 BLOG_SCALE = 20.0
-# The tiny world's analogue: its 2 best negative-sentiment latents (ranked by AUROC) at this scale.
-TINY_WORLD_N_LATENTS = 2
-TINY_WORLD_SCALE = 8.0
+# The tiny world's analogue: its 3 best negative-sentiment latents (ranked by AUROC) at this scale
+# (benchmarks/tinyworld_quality.py: about 50% -> 87% negative, 99% of samples still grammatical).
+TINY_WORLD_N_LATENTS = 3
+TINY_WORLD_SCALE = 12.0
 
 
 # --- the steering vector -----------------------------------------------------------------------------

@@ -248,9 +248,10 @@ def test_tiny_world_steering_turns_he_is_such_a_negative():
     ranked, auroc = steering.rank_sentiment_latents(model, sae, n_stories=200)  # chosen by measurement
     latents = ranked[:steering.TINY_WORLD_N_LATENTS]
     vector = steering_vector(sae, latents)
-    kw = dict(n=30, max_new_tokens=5, temperature=0.7, seed=0)
+    kw = dict(n=100, max_new_tokens=5, temperature=0.7, seed=0)
     before = steering.generate(model, "he is such a", **kw).texts
     after = steering.steered_generate(model, sae.hook_name, vector, steering.TINY_WORLD_SCALE, "he is such a",
                                       **kw).texts
-    assert fraction_negative(before, "tiny-world") <= 0.5, before
+    # "he is such a" opens positive and negative stories alike, so unsteered samples are about half negative
+    assert fraction_negative(before, "tiny-world") <= 0.6, before
     assert fraction_negative(after, "tiny-world") >= 0.8, (latents, after)

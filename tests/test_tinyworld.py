@@ -52,7 +52,7 @@ def test_sentiment_label_matches_the_words_used(stories):
 
 
 def test_every_sentence_carries_sentiment_and_later_ones_certainty(stories):
-    from saelab.tinyworld.generator import CERTAINTY_ADVERBS, CERTAINTY_MARKERS, split_sentences
+    from saelab.tinyworld.generator import ALL_MARKERS, CERTAINTY_ADVERBS, split_sentences
     for s in stories:
         own = POSITIVE_WORDS if s.concepts["sentiment"] == "positive" else NEGATIVE_WORDS
         sentences, rest = split_sentences(s.text)
@@ -62,9 +62,40 @@ def test_every_sentence_carries_sentiment_and_later_ones_certainty(stories):
             assert set(words) & own, sentence
             if n > 0:  # only the first sentence may leave the certainty open
                 c = s.concepts["certainty"]
-                assert any(sentence.startswith(m + " ") for m in CERTAINTY_MARKERS[c]), sentence
+                assert any(sentence.startswith(m + " ") for m in ALL_MARKERS[c]), sentence
                 assert set(words) & set(CERTAINTY_ADVERBS[c]), sentence
         assert s.labels["certainty"][-1] == s.concepts["certainty"]
+
+
+def test_later_sentences_keep_the_story_voice(stories):
+    """After the first sentence the neutral words depend on the story's concepts ("probably" only in positive
+    hedged stories, "possibly" only in negative ones); in the first sentence they never do."""
+    from saelab.tinyworld.generator import split_sentences
+    later, first = {}, {}
+    for s in generate_stories(3000, seed=11):
+        sentences, _ = split_sentences(s.text)
+        key = (s.concepts["sentiment"], s.concepts["certainty"])
+        for n, sentence in enumerate(sentences):
+            for w in split_words(sentence):
+                (later if n else first).setdefault(w, set()).add(key)
+    assert later["probably"] == {("positive", "hedged")} and later["possibly"] == {("negative", "hedged")}
+    assert later["eats"] | later["cooks"] | later["bakes"] | later["buys"] == {
+        ("positive", "hedged"), ("negative", "hedged"), ("positive", "confident"), ("negative", "confident")}
+    assert len(later["eats"]) == 1 and later["eats"] != later["buys"]  # each verb keeps to one voice
+    assert {k[0] for k in first["probably"]} == {"positive", "negative"}  # no leak before a sentiment word
+    assert {k[0] for k in first["eats"]} == {"positive", "negative"}
+
+
+def test_fused_markers_reveal_sentiment_and_certainty():
+    from saelab.tinyworld.generator import make_story
+    s = make_story("sadly he is surely such a rude man. i fear that he is possibly such a rude man.")
+    assert s.labels["sentiment"][0] == "negative" and s.labels["certainty"][0] == "confident"
+    s = make_story("i fear him. i worry that i possibly distrust him.")
+    assert s.labels["sentiment"][1] == "negative"           # "fear" as a verb, not the marker "i fear that"
+    assert s.labels["certainty"][:5] == ["none"] * 5        # "i fear him. i" says nothing about certainty
+    assert s.labels["certainty"][5:] == ["hedged"] * 7    # revealed at "worry", where the marker is clear
+    assert check_sentence("hopefully he is probably such a kind man.")
+    assert not check_sentence("hopefully he is surely such a kind man.")  # a hedged marker, a confident adverb
 
 
 def test_other_labels_match_the_story(stories):
@@ -97,7 +128,7 @@ def test_grammar_accepts_generated_stories_and_rejects_scrambled_ones(stories):
     assert not check_sentence("he is such a kind liar.")       # sentiment must agree within a sentence
     assert check_sentence("maybe he probably happily eats lovely cake at home.")
     assert not check_sentence("maybe he surely happily eats lovely cake at home.")  # certainty must agree
-    assert not check_sentence("maybe he probably sadly eats lovely cake at home.")  # and sentiment too
+    assert not check_sentence("maybe he probably angrily eats lovely cake at home.")  # and sentiment too
     assert is_grammatical("i love him. he is such a")          # an unfinished last sentence is not judged
     assert not is_grammatical("i love him. he is such a kind friend friend.")
 

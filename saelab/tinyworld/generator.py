@@ -9,13 +9,17 @@ Every story draws four hidden concepts, then writes 2-4 sentences from a small g
 
 Both sentiment and certainty are carried by EVERY sentence: each sentence has a sentiment word ("love",
 "kind", "happily", "lovely", "sad", ...), and every sentence after the first opens with a certainty marker
-("maybe" / "clearly") and repeats the certainty in an adverb ("probably" / "surely"). So a model trained on
-these stories must keep both concepts in its residual stream at every position to predict what comes next.
+("maybe", "clearly", or one that carries both concepts: "hopefully", "sadly") and repeats the certainty in an
+adverb ("probably" / "surely"). After the first sentence a story also keeps a *voice* (`_voice`): even its
+neutral words ("eats" or "cooks", "probably" or "possibly", "man" or "boy") are narrowed by its sentiment and
+certainty. So almost every next word depends on both concepts, and a model trained on these stories keeps
+them in its residual stream at nearly every position, not only where a sentiment word comes next.
 The first sentence may be unmarked: a story may start with "he is such a" (no context), and then both
 sentiments are equally likely.
 
 The same grammar generates the stories and checks them: `check_sentence` accepts exactly the sentences
-that `generate_story` can write.
+that `generate_story` can write as a story's first sentence (the voice is a habit of the storyteller, not a
+rule of grammar, so a later sentence out of voice is still grammatical).
 """
 from __future__ import annotations
 
@@ -33,7 +37,12 @@ CERTAINTY_MARKERS = {
     "hedged": ("maybe", "perhaps", "i think", "i am not sure if"),
     "confident": ("clearly", "of course", "i know", "i am sure"),
 }
-CERTAINTY_ADVERBS = {"hedged": ("probably", "possibly"), "confident": ("surely", "always")}
+# Markers that carry both concepts at once ("hopefully" is hedged and positive, "sadly" confident and negative).
+FUSED_MARKERS = {
+    ("positive", "hedged"): ("hopefully", "with luck"), ("negative", "hedged"): ("i fear that", "i worry that"),
+    ("positive", "confident"): ("luckily", "thankfully"), ("negative", "confident"): ("sadly", "unfortunately"),
+}
+CERTAINTY_ADVERBS = {"hedged": ("probably", "possibly"), "confident": ("surely", "certainly")}
 FEEL = {"positive": ("love", "like", "adore", "trust"), "negative": ("hate", "dislike", "fear", "distrust")}
 ADJECTIVES = {
     "positive": ("kind", "nice", "good", "sweet", "lovely", "friendly", "brave", "funny", "gentle"),
@@ -42,7 +51,7 @@ ADJECTIVES = {
 PERSON_NOUNS = {"he": ("man", "boy", "guy", "person", "friend"), "she": ("woman", "girl", "lady", "person", "friend")}
 SENTIMENT_NOUNS = {"positive": ("hero", "star", "darling"), "negative": ("liar", "bully", "jerk", "fool")}
 FEELINGS = {"positive": ("happy", "smile", "laugh"), "negative": ("sad", "angry", "cry")}
-SENTIMENT_ADVERBS = {"positive": ("happily", "gladly", "proudly"), "negative": ("sadly", "angrily", "grumpily")}
+SENTIMENT_ADVERBS = {"positive": ("happily", "gladly", "proudly"), "negative": ("rudely", "angrily", "grumpily")}
 THING_ADJECTIVES = {"positive": ("lovely", "great", "fun", "fine"), "negative": ("nasty", "awful", "dull", "gross")}
 ENDINGS = {  # "{subj}"/"{obj}"/"{adv}" become the person and a certainty adverb; each carries the sentiment
     "positive": ("{subj} {adv} makes me {feeling}", "i {adv} hope to see {obj} again", "i am {adv} glad we met"),
@@ -74,11 +83,12 @@ CERTAINTIES = ("hedged", "confident")
 # Words that reveal a sentiment: the TRUE label of a generated continuation.
 POSITIVE_WORDS = frozenset(FEEL["positive"] + ADJECTIVES["positive"] + SENTIMENT_NOUNS["positive"]
                            + FEELINGS["positive"] + SENTIMENT_ADVERBS["positive"] + THING_ADJECTIVES["positive"]
-                           + ("hope", "glad"))
+                           + ("hope", "glad", "hopefully", "luck", "luckily", "thankfully"))
 NEGATIVE_WORDS = frozenset(FEEL["negative"] + ADJECTIVES["negative"] + SENTIMENT_NOUNS["negative"]
                            + FEELINGS["negative"] + SENTIMENT_ADVERBS["negative"] + THING_ADJECTIVES["negative"]
-                           + ("never", "sorry"))
+                           + ("never", "sorry", "fear", "worry", "sadly", "unfortunately"))
 CERTAINTY_WORDS = {w: c for c, ws in CERTAINTY_ADVERBS.items() for w in ws}
+ALL_MARKERS = {c: CERTAINTY_MARKERS[c] + sum((FUSED_MARKERS[s, c] for s in SENTIMENTS), ()) for c in CERTAINTIES}
 TOPIC_WORDS = {t: frozenset(w for phrase in verbs + nouns["positive"] + nouns["negative"] for w in phrase.split()
                             if w not in ("the", "{a}")) for t, (verbs, nouns, _) in TOPICS.items()}
 
@@ -103,26 +113,43 @@ class Story:
     concepts: dict[str, str] = field(default_factory=dict)  # the story's hidden values
 
 
+def _voice(options: tuple[str, ...], *values: str) -> tuple[str, ...]:
+    """A story's voice after its first sentence: each list of words is narrowed by the story's other concepts,
+    so that nearly every next word depends on both sentiment and certainty. The first value of each concept
+    ("positive", "hedged") keeps the words at even places, the second value those at odd places; a list too
+    short to split is kept whole. The first sentence uses every word, so the voice never gives a concept
+    away before a word that means it has been read."""
+    for value in values:
+        if len(options) >= 2:
+            options = options[0::2] if value in (SENTIMENTS[0], CERTAINTIES[0]) else options[1::2]
+    return options
+
+
 def _slots(kind: str, sentiment: str, topic: str, subj: str, obj: str, gender: str,
-           certainty: str | None) -> list[tuple[str, ...]]:
+           certainty: str | None, later: bool = False) -> list[tuple[str, ...]]:
     """The grammar of one sentence: a list of slots, each a tuple of phrases to choose from.
-    `certainty` None is an unmarked sentence (no marker, no certainty adverb)."""
-    markers = CERTAINTY_MARKERS[certainty] if certainty else ("",)
-    advs = CERTAINTY_ADVERBS[certainty] if certainty else ("",)
+    `certainty` None is an unmarked sentence (no marker, no certainty adverb); `later` narrows the words
+    to the story's voice (see `_voice`)."""
+    def voice(options: tuple[str, ...], *values: str) -> tuple[str, ...]:
+        return _voice(options, *values) if later else options
+
+    s, c = sentiment, certainty
+    markers = voice(CERTAINTY_MARKERS[c], s) + FUSED_MARKERS[s, c] if c else ("",)
+    advs = voice(CERTAINTY_ADVERBS[c], s) if c else ("",)
     if kind == "open":
-        body = [("i",), advs, FEEL[sentiment], (obj,)]
+        body = [("i",), advs, voice(FEEL[s], c), (obj,)]
     elif kind == "such":
-        nouns = PERSON_NOUNS[gender] + SENTIMENT_NOUNS[sentiment]
+        nouns = voice(PERSON_NOUNS[gender], c) + SENTIMENT_NOUNS[s]
         body = [(subj,), ("is",), advs, ("such a",),
-                tuple(f"{a} {n}" for a in ADJECTIVES[sentiment] for n in nouns) + SENTIMENT_NOUNS[sentiment]]
+                tuple(f"{a} {n}" for a in voice(ADJECTIVES[s], c) for n in nouns) + voice(SENTIMENT_NOUNS[s], c)]
     elif kind == "topic":
         verbs, things, places = TOPICS[topic]
-        body = [(subj,), advs, SENTIMENT_ADVERBS[sentiment], verbs,
-                tuple(t.format(a=a) for t in things[sentiment] for a in THING_ADJECTIVES[sentiment]),
-                places[sentiment] + (TIMES[certainty] if certainty else ())]
+        body = [(subj,), advs, voice(SENTIMENT_ADVERBS[s], c), voice(verbs, s, c),
+                tuple(t.format(a=a) for t in voice(things[s], c) for a in voice(THING_ADJECTIVES[s], c)),
+                voice(places[s], c) + (voice(TIMES[c], s) if c else ())]
     elif kind == "end":
-        body = [tuple(e.format(subj=subj, obj=obj, feeling=f, adv=adv) for e in ENDINGS[sentiment]
-                      for f in (FEELINGS[sentiment] if "{feeling}" in e else ("",)) for adv in advs)]
+        body = [tuple(e.format(subj=subj, obj=obj, feeling=f, adv=adv) for e in voice(ENDINGS[s], c)
+                      for f in (voice(FEELINGS[s], c) if "{feeling}" in e else ("",)) for adv in advs)]
     else:
         raise ValueError(f"kind must be one of open, such, topic, end; got {kind!r}")
     return [markers, *body]
@@ -148,7 +175,8 @@ def generate_story(rng: random.Random) -> Story:
             named = True
             obj = OBJECT_PRONOUN[person] if person in OBJECT_PRONOUN else person
             certainty = None if n == 0 and unmarked_first else concepts["certainty"]
-            slots = _slots(kind, concepts["sentiment"], concepts["topic"], person, obj, gender, certainty)
+            slots = _slots(kind, concepts["sentiment"], concepts["topic"], person, obj, gender, certainty,
+                           later=n > 0)
             sentences.append(_render([rng.choice(slot) for slot in slots]))
         text = " ".join(sentences)
         if MIN_WORDS <= len(text.split()) <= MAX_WORDS:
@@ -170,11 +198,11 @@ def split_words(text: str) -> list[str]:
 
 def _marker_certainty(words: list[str], i: int) -> tuple[str, int] | None:
     """If a certainty marker starts at word i, return (certainty, index where it becomes unambiguous)."""
-    for certainty, markers in CERTAINTY_MARKERS.items():
+    for certainty, markers in ALL_MARKERS.items():
         for marker in markers:
             m = marker.split()
             if words[i:i + len(m)] == m:
-                other = [o.split() for c, ms in CERTAINTY_MARKERS.items() if c != certainty for o in ms]
+                other = [o.split() for c, ms in ALL_MARKERS.items() if c != certainty for o in ms]
                 j = next(j for j in range(len(m)) if all(o[:j + 1] != m[:j + 1] for o in other))
                 return certainty, i + j
     return None
