@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 
 from saelab.activations import hook_activations, hook_layer
-from saelab.metrics import auroc
+from saelab.metrics import auroc, mean_by_group
 from saelab.models import to_tokens
 from saelab.plots import format_table
 from saelab.sae import SAE
@@ -205,14 +205,28 @@ def _rank(au: torch.Tensor, diff: torch.Tensor, by: str) -> list[int]:
     return sorted(range(len(keys)), key=lambda j: keys[j] if by == "auroc" else keys[j][::-1], reverse=True)
 
 
-def label_auroc(token_latents: TokenLatents, latent: int, labels: Sequence[str], target: str) -> float:
+def label_auroc(token_latents: TokenLatents, latent: int, labels: Sequence[str], target: str,
+                per: str = "token") -> float:
     """AUROC of one latent for telling tokens labelled `target` from the other labelled tokens ("none"
-    labels are left out). `labels` has one entry per row of token_latents."""
+    labels are left out). `labels` has one entry per row of token_latents.
+
+    per="text" scores each text once instead: the latent's mean over its labelled tokens, against the
+    text's label. That asks "does this latent tell negative stories from positive ones?", which a latent
+    can do even when it skips many tokens (for example those whose own latents absorbed the concept)."""
     if len(labels) != len(token_latents):
         raise ValueError(f"need one label per token ({len(token_latents)}); got {len(labels)}")
+    if per not in ("token", "text"):
+        raise ValueError(f"per must be 'token' or 'text'; got {per!r}")
     keep = torch.tensor([lab != "none" for lab in labels])
     y = torch.tensor([lab == target for lab in labels])
-    return float(auroc(token_latents.dense([latent])[keep, 0], y[keep]))
+    scores = token_latents.dense([latent])[keep, 0]
+    if per == "token":
+        return float(auroc(scores, y[keep]))
+    texts, means = mean_by_group(scores, token_latents.text_ids[keep])
+    first = {}  # a text's label: the tiny world reveals one value per story and keeps it
+    for t, lab in zip(token_latents.text_ids[keep].tolist(), y[keep].tolist()):
+        first.setdefault(t, lab)
+    return float(auroc(means, torch.tensor([first[t] for t in texts.tolist()])))
 
 
 def top_activating_tokens(token_latents: TokenLatents, latent: int, n: int = 10) -> list[dict[str, Any]]:

@@ -117,3 +117,18 @@ def auroc(scores: torch.Tensor, labels: torch.Tensor, chunk: int = 256) -> torch
         out.append((ranks[:, labels].sum(-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
     result = torch.cat(out).float()
     return result.reshape(scores.shape[1:]) if scores.dim() > 1 else result[0]
+
+
+def mean_by_group(scores: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average the rows of scores [n] or [n, m] that share a group id (e.g. the tokens of one story).
+    Returns (the group ids, sorted, and their mean scores [n_groups] or [n_groups, m]): the usual way to turn
+    per-token latents into one score per text, as sparse probing does for text-level concepts."""
+    groups = torch.as_tensor(groups)
+    if len(groups) != len(scores):
+        raise ValueError(f"need one group id per row of scores ({len(scores)}); got {len(groups)}")
+    ids, inverse = groups.unique(return_inverse=True)
+    flat = scores.reshape(len(scores), -1).float()
+    sums = torch.zeros(len(ids), flat.shape[1]).index_add_(0, inverse, flat)
+    counts = torch.bincount(inverse, minlength=len(ids)).unsqueeze(1)
+    means = sums / counts
+    return ids, means.reshape(len(ids), *scores.shape[1:])

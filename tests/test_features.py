@@ -111,6 +111,20 @@ def test_label_auroc_leaves_out_unlabelled_tokens():
         label_auroc(tl, 3, labels[:-1], "negative")
 
 
+def test_label_auroc_per_text_scores_each_text_by_its_mean():
+    # 4 texts of 3 tokens; latent 5 fires on one token of each negative text and nowhere in positive ones:
+    # per token it misses most negative tokens, per text it separates them perfectly.
+    text_ids = torch.arange(4).repeat_interleave(3)
+    values = torch.tensor([[2.0], [0.0], [0.0], [0.0], [0.0], [0.0], [0.0], [1.0], [0.0], [0.0], [0.0], [0.0]])
+    tl = TokenLatents([["<bos>", "a", "b", "c"]] * 4, text_ids, torch.arange(1, 4).repeat(4), values,
+                      torch.full((12, 1), 5), 8)
+    labels = ["negative"] * 3 + ["positive"] * 3 + ["none", "negative", "negative"] + ["positive"] * 3
+    assert label_auroc(tl, 5, labels, "negative", per="text") == 1.0
+    assert label_auroc(tl, 5, labels, "negative") == pytest.approx(0.5 + 0.5 * 2 / 5)  # 2 of 5 fire
+    with pytest.raises(ValueError, match="per must be"):
+        label_auroc(tl, 5, labels, "negative", per="story")
+
+
 def test_recurring_latents():
     tops = [features.TopFeatures("p", "t", 1, [5, 9, 2], [3.0, 2.0, 1.0]),
             features.TopFeatures("q", "t", 1, [9, 5, 7], [3.0, 2.0, 1.0]),

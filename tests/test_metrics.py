@@ -85,3 +85,14 @@ def test_auroc_matches_a_direct_pairwise_count():
     assert float(metrics.auroc(scores[:, 0], labels)) == pytest.approx(float(direct[0]))
     with pytest.raises(ValueError, match="both classes"):
         metrics.auroc(scores, torch.ones(41, dtype=torch.bool))
+
+
+def test_mean_by_group_averages_rows_that_share_an_id():
+    from saelab.metrics import mean_by_group
+    scores = torch.tensor([[1.0, 0.0], [3.0, 2.0], [5.0, 4.0], [7.0, 6.0]])
+    ids, means = mean_by_group(scores, torch.tensor([9, 2, 9, 9]))
+    assert ids.tolist() == [2, 9]
+    assert torch.allclose(means, torch.tensor([[3.0, 2.0], [13 / 3, 10 / 3]]))
+    assert mean_by_group(scores[:, 0], torch.tensor([0, 0, 1, 1]))[1].tolist() == [2.0, 6.0]
+    with pytest.raises(ValueError, match="one group id per row"):
+        mean_by_group(scores, torch.tensor([0, 1]))
