@@ -24,7 +24,7 @@ from saelab.activations import story_activations
 from saelab.metrics import auroc, fraction_variance_unexplained, mean_by_group
 from saelab.models import load_model
 from saelab.sae import load_sae_file
-from saelab.steering import rank_sentiment_latents, steer, steering_vector
+from saelab.steering import TINY_WORLD_N_LATENTS, rank_sentiment_latents, steer, steering_vector
 from saelab.tinyworld import FILES_DIR, generate_stories
 from saelab.tinyworld.generator import continuation_sentiment, is_consistent, is_grammatical
 
@@ -139,9 +139,9 @@ def steering(model, sae, latents: list[int], scales: list[float], n: int = 200) 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dir", default=str(FILES_DIR))
-    p.add_argument("--scales", type=float, nargs="+", default=[0, 4, 8, 12, 16],
+    p.add_argument("--scales", type=float, nargs="+", default=[0, 4, 8, 12, 14, 16],
                    help="steering scales (saelab.steering.TINY_WORLD_SCALE is the notebook's)")
-    p.add_argument("--n-latents", type=int, default=2, help="how many top negative latents to steer with")
+    p.add_argument("--n-latents", type=int, default=TINY_WORLD_N_LATENTS, help="how many top negative latents to steer with")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args()

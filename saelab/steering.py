@@ -28,9 +28,9 @@ MAX_ABS_SCALE = 1000.0  # beyond this every model only prints noise; refuse inst
 BLOG_LATENTS = [62556, 79394, 86309, 69689]
 BLOG_SCALE = 20.0
 # The tiny world's analogue: its 3 best negative-sentiment latents (ranked by AUROC) at this scale
-# (benchmarks/tinyworld_quality.py: about 50% -> 87% negative, 99% of samples still grammatical).
+# (benchmarks/tinyworld_quality.py: about 46% -> 90% negative; 87% of 20-word samples stay grammatical).
 TINY_WORLD_N_LATENTS = 3
-TINY_WORLD_SCALE = 12.0
+TINY_WORLD_SCALE = 14.0
 
 
 # --- the steering vector -----------------------------------------------------------------------------

@@ -9,7 +9,9 @@ With `normalize=True` SAEs the loss is computed in the SAE's standardised space,
 
 Dead latents: `sae.stats_last_nonzero[i]` counts the steps since latent i last fired. Every
 `resample_every` steps the latents silent for `dead_after` steps are given new directions
-(`resample_dead_latents`, strategy "reinit" or "high_loss").
+(`resample_dead_latents`, strategy "reinit" or "high_loss"). For TopK SAEs there is also OpenAI's AuxK
+loss (`aux_k` > 0): the `aux_k` strongest dead latents must reconstruct what the live ones missed, which
+gives them gradient without moving them by hand.
 """
 from __future__ import annotations
 
@@ -135,6 +137,20 @@ def resample_dead_latents(sae: SAE, optimizer: torch.optim.Optimizer | None, dea
     return len(idx)
 
 
+def aux_k_loss(sae: SAE, pre_act: torch.Tensor, residual: torch.Tensor, dead: torch.Tensor, aux_k: int
+               ) -> torch.Tensor:
+    """OpenAI's AuxK loss: the `aux_k` strongest *dead* latents of each token try to reconstruct the residual
+    x - x_hat that the live latents left, normalised by the residual's size. 0 when no latent is dead."""
+    n_dead = int(dead.sum())
+    if n_dead == 0:
+        return pre_act.new_zeros(())
+    vals, idx = pre_act.masked_fill(~dead, -float("inf")).topk(min(aux_k, n_dead), dim=-1)
+    aux_latents = torch.zeros_like(pre_act).scatter_(-1, idx, F.relu(vals))
+    residual = residual.detach()
+    error = (sae.decoder(aux_latents) - residual).pow(2).sum(-1).mean()
+    return error / residual.pow(2).sum(-1).mean().clamp_min(1e-12)
+
+
 def decoder_orthogonality_auto(W_dec: torch.Tensor, exact_max: int = 2048, seed: int = 0) -> float:
     """Exact mean |cos| of decoder columns up to `exact_max` latents, an unbiased sample above."""
     if W_dec.shape[1] <= exact_max:
@@ -159,6 +175,8 @@ def train_sae(
     resample_every: int | None = None,
     resample_strategy: str = "high_loss",
     dead_after: int = 500,
+    aux_k: int = 0,
+    aux_coef: float = 1 / 32,
     normalize_decoder: bool = True,
     progress: bool = False,
     num_threads: int | None = None,
@@ -173,15 +191,19 @@ def train_sae(
     (training stops when it runs out). `callback(history, sae)` runs after every log; return True
     from it, or set the `stop` event, to stop early. `init=False` continues from the current weights.
     `num_threads=None` uses one CPU thread for toy-sized SAEs (tiny matmuls run faster, and far
-    faster when other programs share the cores) and torch's setting otherwise.
+    faster when other programs share the cores) and torch's setting otherwise. `aux_k` > 0 (TopK only)
+    adds `aux_coef` x the AuxK loss over the latents silent for `dead_after` steps.
     """
+    if aux_k and sae.activation != "topk":
+        raise ValueError("aux_k is the AuxK loss of TopK SAEs; for a ReLU SAE use resample_every instead")
     if num_threads is None and sae.n_latents * sae.d_model * batch_size < 2**24:
         num_threads = 1
     with _cpu_threads(num_threads):
         return _train(sae, data, n_steps=n_steps, batch_size=batch_size, lr=lr, l1_coef=l1_coef, seed=seed,
                       init=init, log_every=log_every, ortho_every=ortho_every, ortho_exact_max=ortho_exact_max,
                       resample_every=resample_every, resample_strategy=resample_strategy,
-                      dead_after=dead_after, normalize_decoder=normalize_decoder, progress=progress,
+                      dead_after=dead_after, aux_k=aux_k, aux_coef=aux_coef,
+                      normalize_decoder=normalize_decoder, progress=progress,
                       callback=callback, stop=stop, checkpoint_path=checkpoint_path,
                       checkpoint_every=checkpoint_every)
 
@@ -198,8 +220,8 @@ def _cpu_threads(n: int | None) -> Iterator[None]:
 
 
 def _train(sae: SAE, data, *, n_steps, batch_size, lr, l1_coef, seed, init, log_every, ortho_every,
-           ortho_exact_max, resample_every, resample_strategy, dead_after, normalize_decoder, progress,
-           callback, stop, checkpoint_path, checkpoint_every) -> History:
+           ortho_exact_max, resample_every, resample_strategy, dead_after, aux_k, aux_coef, normalize_decoder,
+           progress, callback, stop, checkpoint_path, checkpoint_every) -> History:
     """The training loop itself (arguments as in `train_sae`)."""
     if resample_strategy not in STRATEGIES:
         raise ValueError(f"resample_strategy must be one of {STRATEGIES}; got {resample_strategy!r}")
@@ -229,11 +251,14 @@ def _train(sae: SAE, data, *, n_steps, batch_size, lr, l1_coef, seed, init, log_
                 break
         x = x.reshape(-1, x.shape[-1]).to(device=device, dtype=dtype, non_blocking=True)  # [batch, d_model]
         x, _ = sae.preprocess(x)  # standardised for normalize=True SAEs; the loss lives in this space
-        latents = sae.activate(sae.encode_pre_act(x))
+        pre_act = sae.encode_pre_act(x)
+        latents = sae.activate(pre_act)
         x_hat = sae.decoder(latents) + sae.pre_bias
         mse = (x_hat - x).pow(2).sum(dim=-1).mean()
         l1 = latents.sum(dim=-1).mean()  # latents are >= 0 (ReLU), so this is ||c||_1
         loss = mse + l1_coef * l1 if is_relu else mse
+        if aux_k:
+            loss = loss + aux_coef * aux_k_loss(sae, pre_act, x - x_hat, sae.stats_last_nonzero >= dead_after, aux_k)
 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

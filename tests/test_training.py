@@ -96,7 +96,24 @@ def test_iterator_data_and_checkpoint(tmp_path):
     assert hist.tokens == 2048 and path.is_file()
 
 
+@pytest.mark.parametrize("aux_k", [0, 8])
+def test_aux_k_loss_gives_a_dead_topk_latent_gradient(aux_k):
+    x = toy_data()
+    sae = SAE(16, 64, "topk", k=3, normalize=False)
+    train_sae(sae, x, n_steps=20, batch_size=256, lr=1e-2)
+    with torch.no_grad():  # latent 5: far too weak to make the top 3, so TopK never lets it fire
+        sae.encoder.weight[5] = 1e-3 * sae.encoder.weight[5] / sae.encoder.weight[5].norm()
+        sae.latent_bias[5] = 0.0
+        sae.stats_last_nonzero[5] = 1000
+    before = sae.encoder.weight[5].clone()
+    train_sae(sae, x, n_steps=10, batch_size=256, lr=1e-2, init=False, aux_k=aux_k, dead_after=5)
+    moved = not torch.equal(sae.encoder.weight[5], before)
+    assert moved == bool(aux_k)  # only the AuxK loss reaches a latent that never fires
+
+
 def test_bad_arguments_say_what_to_do():
+    with pytest.raises(ValueError, match="aux_k is the AuxK loss of TopK SAEs"):
+        train_sae(SAE(16, 32), toy_data(), n_steps=1, aux_k=8)
     with pytest.raises(ValueError, match="resample_strategy must be one of"):
         train_sae(SAE(16, 32), toy_data(), n_steps=1, resample_strategy="anthropic")
     with pytest.raises(ValueError, match="no batches"):

@@ -1,7 +1,6 @@
-"""Training the tiny world: a 4-layer GPT-2 on generated stories, then a TopK SAE on its residual stream.
+"""Training the tiny world's model: a 4-layer GPT-2 on generated stories (a plain AdamW loop).
 
-Both loops are deliberately plain (AdamW / Adam, a few lines each) so they can be read top to bottom;
-`saelab.training` is the course's general SAE trainer, this one only has to build the bundled files.
+Its SAE is trained afterwards by the course's own trainer, `saelab.training.train_sae` (see `build.py`).
 """
 from __future__ import annotations
 
@@ -11,10 +10,8 @@ import time
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from saelab.sae import SAE
 from saelab.tinyworld.generator import Story
 
 BOS = 0  # <|endoftext|>: every story starts with it (like TransformerLens's to_tokens) and ends with it
@@ -86,88 +83,3 @@ def train_model(model: GPT2LMHeadModel, seqs: list[list[int]], steps: int, batch
                 f"{time.time() - start:6.0f}s")
     model.eval()
     return losses
-
-
-@torch.no_grad()
-def collect_activations(model: GPT2LMHeadModel, seqs: list[list[int]], layer: int,
-                        batch_size: int = 256) -> torch.Tensor:
-    """Residual stream after block `layer - 1` (HF hidden_states[layer]) at every real token: [tokens, d_model]."""
-    model.eval()
-    out = []
-    for b in range(0, len(seqs), batch_size):
-        chunk = seqs[b:b + batch_size]
-        tokens, labels = pad_batch(chunk)
-        hidden = model.transformer(tokens, output_hidden_states=True).hidden_states[layer]
-        out.append(hidden[labels != -100])
-    return torch.cat(out)
-
-
-def fraction_variance_unexplained(x: torch.Tensor, x_hat: torch.Tensor) -> float:
-    """sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over tokens."""
-    return ((x - x_hat).pow(2).sum() / (x - x.mean(0)).pow(2).sum()).item()
-
-
-def train_sae(acts: torch.Tensor, n_latents: int, k: int, steps: int, hook_name: str,
-              batch_size: int = 4096, lr: float = 1e-3, seed: int = 0, aux_k: int = 256, aux_coef: float = 1 / 32,
-              dead_tokens: int = 200_000, log: Callable[[str], None] = print) -> SAE:
-    """A TopK SAE on `acts` [tokens, d_model]: Adam on the MSE of normalised inputs, plus OpenAI's AuxK
-    loss (the top `aux_k` dead latents reconstruct what the live ones missed), unit-norm decoder columns."""
-    torch.manual_seed(seed)
-    d_model = acts.shape[1]
-    sae = SAE(d_model, n_latents, activation="topk", k=k, hook_name=hook_name)
-    x_all, _ = sae.preprocess(acts)  # train on normalised inputs, like OpenAI's v5 SAEs
-    with torch.no_grad():
-        sae.pre_bias.copy_(x_all.mean(0))
-        sae.decoder.weight.copy_(F.normalize(torch.randn(d_model, n_latents), dim=0))
-        sae.encoder.weight.copy_(sae.decoder.weight.t())
-    opt = torch.optim.Adam(sae.parameters(), lr=lr)
-    since_fired = torch.zeros(n_latents)  # tokens since each latent last fired
-    gen = torch.Generator().manual_seed(seed)
-    start = time.time()
-    for step in range(steps):
-        x = x_all[torch.randint(len(x_all), (batch_size,), generator=gen)]
-        pre = sae.encode_pre_act(x)
-        latents = sae.activate(pre)
-        recons = sae.decoder(latents) + sae.pre_bias
-        mse = (recons - x).pow(2).sum(-1).mean() / d_model
-        loss = mse
-        dead = since_fired > dead_tokens
-        if dead.any():  # AuxK: let dead latents explain the residual, so they get gradient again
-            aux_pre = pre.masked_fill(~dead, -float("inf"))
-            vals, idx = aux_pre.topk(min(aux_k, int(dead.sum())), dim=-1)
-            aux = torch.zeros_like(pre).scatter_(-1, idx, F.relu(vals))
-            residual = (x - recons).detach()
-            aux_loss = (sae.decoder(aux) - residual).pow(2).sum(-1).mean() / residual.pow(2).sum(-1).mean()
-            loss = loss + aux_coef * aux_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            sae.decoder.weight.copy_(F.normalize(sae.decoder.weight, dim=0))
-            fired = (latents > 0).any(0)
-            since_fired = torch.where(fired, torch.zeros_like(since_fired), since_fired + batch_size)
-        if step % 250 == 0 or step == steps - 1:
-            log(f"sae step {step:5d}/{steps}  mse {mse.item():.4f}  dead {int(dead.sum())}  "
-                f"{time.time() - start:6.0f}s")
-        if step == int(steps * 0.8):  # a last, smaller learning rate polishes the reconstruction
-            for g in opt.param_groups:
-                g["lr"] = lr / 10
-    sae.stats_last_nonzero.zero_()
-    return sae
-
-
-@torch.no_grad()
-def sae_report(sae: SAE, acts: torch.Tensor) -> dict[str, float]:
-    """FVU on raw activations, mean L0 and the fraction of latents that never fire on `acts`."""
-    fired = torch.zeros(sae.n_latents, dtype=torch.bool)
-    errs, l0 = [], 0.0
-    for b in range(0, len(acts), 8192):
-        x = acts[b:b + 8192]
-        _, latents, recons = sae(x)
-        errs.append(recons)
-        fired |= (latents > 0).any(0)
-        l0 += (latents > 0).sum().item()
-    sae.stats_last_nonzero.zero_()
-    x_hat = torch.cat(errs)
-    return {"fvu": fraction_variance_unexplained(acts, x_hat), "l0": l0 / len(acts),
-            "dead_fraction": 1 - fired.float().mean().item()}
