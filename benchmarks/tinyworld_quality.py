@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from saelab.activations import story_activations
-from saelab.metrics import auroc, fraction_variance_unexplained, mean_by_group
+from saelab.metrics import concept_auroc, fraction_variance_unexplained
 from saelab.models import load_model
 from saelab.sae import load_sae_file
 from saelab.steering import TINY_WORLD_N_LATENTS, rank_sentiment_latents, steer, steering_vector
@@ -102,20 +102,17 @@ def sae_quality(model, sae) -> dict:
            "dead_fraction": 1 - fired.float().mean().item(), "residual_std": x.std(-1).mean().item()}
     story_ids = torch.tensor([i for i, s in enumerate(stories) for _ in s.words])
     for concept, (value, other) in CONCEPTS.items():
-        known = torch.tensor([lab != "none" for lab in labels[concept]])
-        y = torch.tensor([lab == value for lab in labels[concept]])[known]
-        per_token = auroc(latents[known], y)
-        ids, means = mean_by_group(latents[known], story_ids[known])
-        y_story = torch.tensor([stories[i].concepts[concept] == value for i in ids.tolist()])
-        per_story = auroc(means, y_story)
+        per_token = concept_auroc(latents, labels[concept], value)
+        per_story = concept_auroc(latents, labels[concept], value, story_ids)
         res[concept] = {}
         for name, a in (("per_story", per_story), ("per_token", per_token)):
             best_value, best_other = int(a.argmax()), int(a.argmin())
             res[concept][name] = {f"{value}_latent": best_value, f"auroc_{value}": round(a[best_value].item(), 3),
                                   f"{other}_latent": best_other, f"auroc_{other}": round(1 - a[best_other].item(), 3)}
         best = int(per_story.argmax())
+        is_value = torch.tensor([lab == value for lab in labels[concept]])
         res[concept]["per_story"]["its_per_token_auroc"] = round(per_token[best].item(), 3)
-        res[concept]["per_story"]["its_token_recall"] = round((latents[known][y, best] > 0).float().mean().item(), 3)
+        res[concept]["per_story"]["its_token_recall"] = round((latents[is_value, best] > 0).float().mean().item(), 3)
     return res
 
 

@@ -18,7 +18,7 @@ import torch
 
 from saelab import metrics
 from saelab.activations import tokenize_texts
-from saelab.metrics import auroc
+from saelab.metrics import concept_auroc
 from saelab.plots import format_table
 from saelab.sae import SAE
 
@@ -143,12 +143,10 @@ def concept_latents(latents: torch.Tensor, labels: dict[str, list[str]], top: in
     for concept, values in labels.items():
         if len(values) != len(latents):
             raise ValueError(f"{concept!r} has {len(values)} labels for {len(latents)} tokens")
-        known = torch.tensor([v != "none" for v in values])
         for value in sorted(set(values) - {"none"}):
-            target = torch.tensor([v == value for v in values])[known]
-            if target.all():
-                continue
-            scores = auroc(latents[known], target)
+            if not set(values) - {"none", value}:
+                continue  # only one value is ever known: nothing to separate it from
+            scores = concept_auroc(latents, values, value)
             best = scores.topk(min(top, len(scores)))
             rows += [{"concept": concept, "value": value, "latent": int(i), "auroc": float(a)}
                      for a, i in zip(best.values, best.indices)]

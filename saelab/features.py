@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 
 from saelab.activations import hook_activations, hook_layer
-from saelab.metrics import auroc, mean_by_group
+from saelab.metrics import auroc, concept_auroc
 from saelab.models import to_tokens
 from saelab.plots import format_table
 from saelab.sae import SAE
@@ -217,16 +217,8 @@ def label_auroc(token_latents: TokenLatents, latent: int, labels: Sequence[str],
         raise ValueError(f"need one label per token ({len(token_latents)}); got {len(labels)}")
     if per not in ("token", "text"):
         raise ValueError(f"per must be 'token' or 'text'; got {per!r}")
-    keep = torch.tensor([lab != "none" for lab in labels])
-    y = torch.tensor([lab == target for lab in labels])
-    scores = token_latents.dense([latent])[keep, 0]
-    if per == "token":
-        return float(auroc(scores, y[keep]))
-    texts, means = mean_by_group(scores, token_latents.text_ids[keep])
-    first = {}  # a text's label: the tiny world reveals one value per story and keeps it
-    for t, lab in zip(token_latents.text_ids[keep].tolist(), y[keep].tolist()):
-        first.setdefault(t, lab)
-    return float(auroc(means, torch.tensor([first[t] for t in texts.tolist()])))
+    scores = token_latents.dense([latent])[:, 0]
+    return float(concept_auroc(scores, labels, target, token_latents.text_ids if per == "text" else None))
 
 
 def top_activating_tokens(token_latents: TokenLatents, latent: int, n: int = 10) -> list[dict[str, Any]]:

@@ -4,6 +4,8 @@ Plain functions: tensors in, floats (or small tensors) out. Every formula is one
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -132,3 +134,25 @@ def mean_by_group(scores: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Ten
     counts = torch.bincount(inverse, minlength=len(ids)).unsqueeze(1)
     means = sums / counts
     return ids, means.reshape(len(ids), *scores.shape[1:])
+
+
+def concept_auroc(scores: torch.Tensor, labels: Sequence[str], value: str,
+                  groups: torch.Tensor | None = None) -> torch.Tensor:
+    """AUROC of each column of scores [n] or [n, m] for rows labelled `value` against rows with another label;
+    rows labelled "none" (concept not known yet) are left out. Returns [] or [m].
+
+    With `groups` (one id per row, e.g. which story a token is from) each group is scored once: by its mean
+    over its labelled rows, against the label of its first labelled row (a story keeps one value)."""
+    if len(labels) != len(scores):
+        raise ValueError(f"need one label per row of scores ({len(scores)}); got {len(labels)}")
+    known = torch.tensor([lab != "none" for lab in labels])
+    target = torch.tensor([lab == value for lab in labels])[known]
+    scores = scores[known]
+    if groups is not None:
+        groups = torch.as_tensor(groups)[known]
+        ids, scores = mean_by_group(scores, groups)
+        first: dict[int, bool] = {}
+        for group, is_value in zip(groups.tolist(), target.tolist()):
+            first.setdefault(group, is_value)
+        target = torch.tensor([first[group] for group in ids.tolist()])
+    return auroc(scores, target)

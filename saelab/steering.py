@@ -274,10 +274,7 @@ def rank_sentiment_latents(model: Any, sae: SAE, n_stories: int = 300, seed: int
         resid, labels = story_activations(model, sae.hook_name, generate_stories(n_stories, seed=seed))
     except ValueError:
         raise ValueError("rank_sentiment_latents needs the tiny world's model (one token per word)") from None
-    sentiments = labels["sentiment"]
-    known = torch.tensor([lab != "none" for lab in sentiments])
-    target = torch.tensor([lab == sentiment for lab in sentiments])[known]
-    auroc = metrics.auroc(sae.encode(resid[known].to(sae.pre_bias.dtype)), target)
+    auroc = metrics.concept_auroc(sae.encode(resid.to(sae.pre_bias.dtype)), labels["sentiment"], sentiment)
     return auroc.argsort(descending=True).tolist(), auroc
 
 

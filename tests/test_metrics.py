@@ -96,3 +96,19 @@ def test_mean_by_group_averages_rows_that_share_an_id():
     assert mean_by_group(scores[:, 0], torch.tensor([0, 0, 1, 1]))[1].tolist() == [2.0, 6.0]
     with pytest.raises(ValueError, match="one group id per row"):
         mean_by_group(scores, torch.tensor([0, 1]))
+
+
+def test_concept_auroc_leaves_out_unknown_rows_and_can_score_groups():
+    from saelab.metrics import concept_auroc
+    scores = torch.tensor([[9.0], [1.0], [0.0], [0.0], [3.0], [0.0]])
+    labels = ["none", "negative", "positive", "negative", "positive", "positive"]
+    # per row: "none" dropped, then negatives (1, 0) vs positives (0, 3, 0)
+    want = metrics.auroc(scores[1:], torch.tensor([True, False, True, False, False]))
+    assert torch.allclose(concept_auroc(scores, labels, "negative"), want)
+    # per group: group 0 = rows 0-3 (mean over labelled rows 1-3 = 1/3, label of row 1: negative),
+    # group 1 = rows 4-5 (mean 1.5, positive)
+    groups = torch.tensor([0, 0, 0, 0, 1, 1])
+    assert concept_auroc(scores, labels, "negative", groups).tolist() == [0.0]
+    assert concept_auroc(scores[:, 0], labels, "positive", groups).item() == 1.0
+    with pytest.raises(ValueError, match="one label per row"):
+        concept_auroc(scores, labels[:-1], "negative")

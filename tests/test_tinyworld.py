@@ -188,7 +188,7 @@ def test_quick_build_writes_a_loadable_world(tmp_path):
 def test_bundled_sae_has_a_latent_that_tells_the_concept_per_story(concept, value):
     """Issue #3's target: pick the latent on some stories, check it on others (AUROC of its per-story mean)."""
     from saelab.activations import story_activations
-    from saelab.metrics import auroc, mean_by_group
+    from saelab.metrics import concept_auroc
     from saelab.models import load_model
     from saelab.pretrained import load_sae
 
@@ -197,10 +197,8 @@ def test_bundled_sae_has_a_latent_that_tells_the_concept_per_story(concept, valu
     def per_story_auroc(seed: int) -> torch.Tensor:
         stories = generate_stories(150, seed=seed)
         x, labels = story_activations(model, sae.hook_name, stories)
-        known = torch.tensor([lab != "none" for lab in labels[concept]])
         story = torch.tensor([i for i, s in enumerate(stories) for _ in s.words])
-        ids, means = mean_by_group(sae.encode(x)[known], story[known])
-        return auroc(means, torch.tensor([stories[i].concepts[concept] == value for i in ids.tolist()]))
+        return concept_auroc(sae.encode(x), labels[concept], value, groups=story)
 
     best = int(per_story_auroc(2001).argmax())
     assert per_story_auroc(2002)[best] >= 0.9
