@@ -24,7 +24,8 @@ from saelab.activations import story_activations
 from saelab.metrics import concept_auroc, fraction_variance_unexplained
 from saelab.models import load_model
 from saelab.sae import load_sae_file
-from saelab.steering import TINY_WORLD_N_LATENTS, rank_sentiment_latents, steer, steering_vector
+from saelab.steering import (TINY_WORLD_N_LATENTS, generate, rank_sentiment_latents, steered_generate,
+                             steering_vector)
 from saelab.tinyworld import FILES_DIR, generate_stories
 from saelab.tinyworld.generator import continuation_sentiment, is_consistent, is_grammatical
 
@@ -32,12 +33,9 @@ EVAL_SEED = 1000  # the build uses seeds 0-2; everything here is drawn from 1000
 CONCEPTS = {"sentiment": ("negative", "positive"), "certainty": ("hedged", "confident")}
 
 
-def decode_new(model, tokens: torch.Tensor, n_prompt: int) -> str:
-    """The generated text after the prompt, cut at the first end-of-text."""
-    new = tokens[n_prompt:].tolist()
-    if 0 in new:
-        new = new[:new.index(0)]
-    return model.tokenizer.decode(new)
+def story_part(text: str) -> str:
+    """A generated continuation up to the end of its story (the model may start a new one after it)."""
+    return text.split("<|endoftext|>")[0]
 
 
 @torch.no_grad()
@@ -47,10 +45,8 @@ def greedy_grammar(model, n: int = 200) -> dict[str, float]:
     ok = consistent = 0
     for story in generate_stories(n, seed=EVAL_SEED):
         prompt = " ".join(story.words[:rng.randint(1, len(story.words) - 1)]).replace(" .", ".")
-        tokens = model.to_tokens(prompt)
-        room = min(50, model.cfg.n_ctx - tokens.shape[1])  # never run past the learned positions
-        out = model.generate(tokens, max_new_tokens=room, do_sample=False, verbose=False, stop_at_eos=True)
-        text = prompt + decode_new(model, out[0], tokens.shape[1])
+        room = min(50, model.cfg.n_ctx - model.to_tokens(prompt).shape[1])  # never past the learned positions
+        text = prompt + story_part(generate(model, prompt, max_new_tokens=room, greedy=True).texts[0])
         ok += is_grammatical(text)
         consistent += is_consistent(text)
         if not is_grammatical(text):
@@ -119,13 +115,11 @@ def sae_quality(model, sae) -> dict:
 @torch.no_grad()
 def steering(model, sae, latents: list[int], scales: list[float], n: int = 200) -> dict[float, dict]:
     vector = steering_vector(sae, latents)
-    tokens = model.to_tokens("he is such a").repeat(n, 1)
     out = {}
     for scale in scales:
-        torch.manual_seed(0)
-        with steer(model, sae.hook_name, vector, scale):
-            gen = model.generate(tokens, max_new_tokens=20, do_sample=True, temperature=0.7, verbose=False)
-        texts = [decode_new(model, g, tokens.shape[1]) for g in gen]
+        samples = steered_generate(model, sae.hook_name, vector, scale, "he is such a", n=n, max_new_tokens=20,
+                                   temperature=0.7, seed=0)
+        texts = [story_part(t) for t in samples.texts]
         sentiments = [continuation_sentiment(t) for t in texts]
         out[scale] = {"negative": sentiments.count("negative") / n, "positive": sentiments.count("positive") / n,
                       "grammatical": sum(is_grammatical("he is such a" + t) for t in texts) / n,
@@ -138,7 +132,8 @@ def main() -> None:
     p.add_argument("--dir", default=str(FILES_DIR))
     p.add_argument("--scales", type=float, nargs="+", default=[0, 4, 8, 12, 14, 16],
                    help="steering scales (saelab.steering.TINY_WORLD_SCALE is the notebook's)")
-    p.add_argument("--n-latents", type=int, default=TINY_WORLD_N_LATENTS, help="how many top negative latents to steer with")
+    p.add_argument("--n-latents", type=int, default=TINY_WORLD_N_LATENTS,
+                   help="how many top negative latents to steer with")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args()
