@@ -57,20 +57,22 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    tokenizer = build_tokenizer()
-    stories = generate_stories(n_stories, seed=args.seed)
-    seqs = story_tokens(tokenizer, stories)
-    if args.sae_only:  # the model's figures come from the build that trained it
+    if args.sae_only:  # keep the model; its figures come from the build that trained it
+        model = GPT2LMHeadModel.from_pretrained(out).eval()
         previous = json.loads((out / "build.json").read_text()) if (out / "build.json").is_file() else {}
-        model, losses = GPT2LMHeadModel.from_pretrained(out).eval(), [previous.get("final_loss")]
+        model_figures = {key: previous.get(key) for key in ("final_loss", "model_seconds")}
     else:
+        tokenizer = build_tokenizer()
+        stories = generate_stories(n_stories, seed=args.seed)
+        seqs = story_tokens(tokenizer, stories)
         model = make_model(len(tokenizer), n_embd=args.n_embd)
         print(f"{len(stories)} stories, {sum(map(len, seqs))} tokens, vocab {len(tokenizer)}")
         losses = train_model(model, seqs, steps=args.steps, batch_size=batch, seed=args.seed)
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
+        model_figures = {"final_loss": sum(losses[-50:]) / len(losses[-50:]),
+                         "model_seconds": round(time.time() - start)}
     n_params = sum(p.numel() for p in model.parameters())
-    model_time = time.time() - start
 
     # The SAE reads the residual stream of fresh stories (another seed: not the model's training text),
     # through the same TransformerBridge and activation reader the notebooks use.
@@ -92,11 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
     report = sae_metrics(sae, held_out)
     report["sae_seconds"] = round(time.time() - sae_start)
     summary = {"seed": args.seed, "steps": args.steps, "sae_steps": args.sae_steps, "n_params": n_params,
-               "expansion": args.expansion, "k": sae.k, "n_latents": sae.n_latents,
-               "final_loss": losses[0] if args.sae_only else sum(losses[-50:]) / len(losses[-50:]),
-               "model_seconds": previous.get("model_seconds") if args.sae_only else round(model_time),
-               "total_seconds": round(time.time() - start), "sae_tokens": len(acts),
-               **report}
+               "expansion": args.expansion, "k": sae.k, "n_latents": sae.n_latents, **model_figures,
+               "total_seconds": round(time.time() - start), "sae_tokens": len(acts), **report}
     (out / "build.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))
     return summary
