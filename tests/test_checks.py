@@ -1,6 +1,6 @@
 import torch
 
-from saelab import checks
+from saelab.checks import theory as checks
 
 
 def right_topk(pre_acts, k):

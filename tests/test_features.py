@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from saelab import features
-from saelab.checks_features import check_auroc_by_hand
+from saelab.checks.features import check_auroc_by_hand
 from saelab.features import (TokenLatents, auroc, collect_latents, contrast_latents, encode_prompt,
                              label_auroc, latent_activations, logit_effects, neuronpedia_url,
                              neuronpedia_url_for, recurring_latents, top_activating_tokens, top_features)
@@ -209,7 +209,7 @@ def test_tiny_world_prompts_use_its_vocabulary_and_labels_align_with_tokens():
 
 
 def test_feature_explorer_shows_messages_not_tracebacks(model):
-    from saelab.widgets_features import feature_explorer
+    from saelab.widgets.features import feature_explorer
 
     sae = make_sae()
     corpus = collect_latents(model, sae, ["he is a good", "i love him"])

@@ -190,7 +190,7 @@ def test_check_steering_vector_explains_wrong_answers(wrong, hint, capsys):
 
 # --- the widget panel ---------------------------------------------------------------------------------------------
 def test_panel_generates_and_reports_bad_input(model, sae):
-    from saelab.widgets_steering import SteeringPanel, parse_latents
+    from saelab.widgets.steering import SteeringPanel, parse_latents
 
     assert parse_latents("3, 7 9", 64) == [3, 7, 9]
     panel = SteeringPanel(model, sae, prompt="he is", latents=[3], ranked=[(7, 0.9), (3, 0.8)], scale=5,

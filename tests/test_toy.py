@@ -41,6 +41,6 @@ def test_sae_recovers_toy_features(activation):
 def test_widget_panel_builds_and_trains_once():
     import matplotlib
     matplotlib.use("Agg")
-    from saelab.widgets_toy import toy_sae_panel
+    from saelab.widgets.theory import toy_sae_panel
     panel = toy_sae_panel(n_steps=20)
     assert len(panel.children) == 2  # the sliders and the output area

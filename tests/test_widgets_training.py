@@ -1,6 +1,6 @@
 import torch
 
-from saelab.widgets_training import history_png, training_widget
+from saelab.widgets.training import history_png, training_widget
 
 
 def data():

@@ -23,7 +23,7 @@ from saelab.tinyworld.tokenizer import build_tokenizer, load_tokenizer
 FILES_DIR = Path(__file__).resolve().parent / "files"
 SAE_PATH = FILES_DIR / "sae.pt"
 SAE_HOOK = "blocks.2.hook_resid_post"  # the tiny world's analogue of GPT-2's layer 8
-MLP_HOOK = "blocks.3.hook_mlp_out"     # notebook 04's stand-in for DistilGPT2's last-block MLP output
+MLP_HOOK = "blocks.3.hook_mlp_out"     # notebook 05's stand-in for DistilGPT2's last-block MLP output
 
 __all__ = [
     "FILES_DIR", "SAE_PATH", "SAE_HOOK", "MLP_HOOK", "Story", "generate_story", "generate_stories",
