@@ -156,3 +156,25 @@ def concept_auroc(scores: torch.Tensor, labels: Sequence[str], value: str,
             first.setdefault(group, is_value)
         target = torch.tensor([first[group] for group in ids.tolist()])
     return auroc(scores, target)
+
+
+def last_rows(groups: torch.Tensor) -> torch.Tensor:
+    """Index of the last row of each group [n_groups], groups sorted by id: e.g. each prompt's last token, the
+    position where a prompt-level concept ("i hate him." is negative) is fully known."""
+    groups = torch.as_tensor(groups)
+    if groups.dim() != 1 or len(groups) == 0:
+        raise ValueError(f"groups must be a non-empty 1-d tensor of group ids; got shape {tuple(groups.shape)}")
+    ids, inverse = groups.unique(return_inverse=True)
+    rows = torch.arange(len(groups))
+    return torch.full((len(ids),), -1, dtype=torch.long).scatter_reduce(0, inverse, rows, reduce="amax")
+
+
+def rank_latents(scores: torch.Tensor, labels: Sequence[str], value: str, groups: torch.Tensor | None = None
+                 ) -> tuple[list[int], torch.Tensor]:
+    """Columns of scores [n, n_latents] sorted by AUROC for `value` where the concept is known (`concept_auroc`:
+    rows labelled "none" left out; with `groups`, one score per group), best first, and every AUROC [n_latents].
+
+    Choose the rows where the concept is actually known: per-token labels for token-level concepts, the last
+    token of each prompt (`last_rows`) for prompt-level ones, `groups` = story ids for story-level ones."""
+    au = concept_auroc(scores, labels, value, groups)
+    return au.argsort(descending=True, stable=True).tolist(), au

@@ -112,3 +112,18 @@ def test_concept_auroc_leaves_out_unknown_rows_and_can_score_groups():
     assert concept_auroc(scores[:, 0], labels, "positive", groups).item() == 1.0
     with pytest.raises(ValueError, match="one label per row"):
         concept_auroc(scores, labels[:-1], "negative")
+
+
+def test_last_rows_finds_each_groups_last_row_and_rejects_bad_input():
+    assert metrics.last_rows(torch.tensor([0, 0, 1, 1, 1, 2])).tolist() == [1, 4, 5]
+    assert metrics.last_rows(torch.tensor([3, 1, 3, 1])).tolist() == [3, 2]  # groups sorted by id
+    with pytest.raises(ValueError, match="non-empty 1-d"):
+        metrics.last_rows(torch.tensor([]))
+
+
+def test_rank_latents_orders_by_auroc_where_the_concept_is_known():
+    scores = torch.tensor([[0.0, 1.0, 0.5], [1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [9.0, 0.0, 0.5]])
+    order, au = metrics.rank_latents(scores, ["a", "b", "a", "none"], "a")  # the "none" row is left out
+    assert order == [1, 2, 0] and au.tolist() == [0.0, 1.0, 0.5]
+    order, au = metrics.rank_latents(scores, ["a", "a", "b", "b"], "a", groups=torch.tensor([0, 0, 1, 1]))
+    assert au.tolist() == [0.0, 0.5, 0.5] and order == [1, 2, 0]  # ties keep column order
