@@ -5,18 +5,21 @@
     contrast_latents(negative, positive)                 latents ranked by AUROC / mean difference
     logit_effects(model, sae, latent)                    W_dec[:, latent] @ W_U: tokens it promotes/suppresses
 
-Per-token statistics leave out the BOS position: GPT-2's residual stream at BOS has a norm ~50x larger
-than at other tokens, and latents that fire only there would swamp every ranking.
+Per-token statistics leave out the BOS position: GPT-2's residual stream at BOS has a norm ~30x larger
+than at other tokens (layer 8), and latents that fire only there would swamp every ranking.
+OpenAI's GPT-2 SAEs were trained on 64-token contexts without BOS: encoding longer text warns once.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import warnings
+
 import torch
 
 from saelab.activations import hook_activations, hook_layer
-from saelab.metrics import auroc, concept_auroc
+from saelab.metrics import auroc, concept_auroc, last_rows
 from saelab.models import to_tokens
 from saelab.plots import format_table
 from saelab.sae import SAE
@@ -38,6 +41,23 @@ def _hook(sae: SAE) -> str:
     return sae.hook_name
 
 
+_warned_long_context = False
+
+
+def check_context(sae: SAE, n_tokens: int) -> None:
+    """Warn (once per process) when text of more than `sae.context_size` tokens (BOS not counted) is encoded
+    with an SAE that knows its training context, as OpenAI's do (64 tokens, no BOS; set by load_openai_sae)."""
+    global _warned_long_context
+    size = getattr(sae, "context_size", None)
+    if size is None or n_tokens <= size or _warned_long_context:
+        return
+    _warned_long_context = True
+    warnings.warn(f"this SAE was trained on {size}-token contexts (OpenAI's GPT-2 SAEs: 64 tokens, no BOS) and this "
+                  f"text has {n_tokens} tokens: latents past position {size} are outside its training data and "
+                  f"may be less reliable. Split long text into chunks of at most {size} tokens. (Warned once.)",
+                  stacklevel=3)
+
+
 def _as_tokens(model: Any, prompt: str | torch.Tensor) -> torch.Tensor:
     """Token ids [1, pos] for a prompt given as text (BOS prepended) or as ids [pos] / [1, pos]."""
     if isinstance(prompt, str):
@@ -52,6 +72,7 @@ def _as_tokens(model: Any, prompt: str | torch.Tensor) -> torch.Tensor:
 def encode_prompt(model: Any, sae: SAE, prompt: str) -> tuple[list[str], torch.Tensor]:
     """The prompt's tokens (as strings, BOS included) and the SAE latents at each: [pos, n_latents]."""
     tokens = to_tokens(model, prompt)
+    check_context(sae, tokens.shape[1] - 1)
     acts = hook_activations(model, _hook(sae), tokens)[0]
     latents = sae.encode(acts.to(sae.pre_bias.dtype))
     return model.to_str_tokens(tokens[0]), latents
@@ -78,6 +99,7 @@ def top_features(model: Any, sae: SAE, prompt: str | torch.Tensor, k: int = 10, 
     `sae.encode_topk`, so no dense [pos, n_latents] tensor is built. A TopK SAE fires at most sae.k latents."""
     tokens = _as_tokens(model, prompt)
     n = tokens.shape[1]
+    check_context(sae, n - 1)
     if isinstance(position, bool) or not isinstance(position, int) or not -n <= position < n:
         raise ValueError(f"position must be an integer from {-n} to {n - 1} for this {n}-token prompt "
                          f"(0 is BOS, -1 the last token); got {position!r}")
@@ -89,6 +111,21 @@ def top_features(model: Any, sae: SAE, prompt: str | torch.Tensor, k: int = 10, 
     text = prompt if isinstance(prompt, str) else model.to_string(tokens[0])
     return TopFeatures(text, model.to_str_tokens(tokens[0, position:position % n + 1])[0], position % n,
                        indices[keep].tolist(), values[keep].tolist())
+
+
+@torch.no_grad()
+def prompt_differences(model: Any, sae: SAE, prompts_a: Sequence[str], prompts_b: Sequence[str], top: int = 8
+                       ) -> list[dict[str, float]]:
+    """The latents whose activation at the last token differs most between two sets of prompts (mean over each
+    set), largest |difference| first. Rows: latent, mean_a, mean_b, diff = mean_a - mean_b."""
+    if isinstance(prompts_a, str) or isinstance(prompts_b, str) or not prompts_a or not prompts_b:
+        raise ValueError("prompts_a and prompts_b must be non-empty lists of prompts")
+    means = [torch.stack([encode_prompt(model, sae, p)[1][-1] for p in ps]).float().mean(0)
+             for ps in (prompts_a, prompts_b)]
+    diff = means[0] - means[1]
+    order = diff.abs().topk(min(top, len(diff))).indices
+    return [{"latent": int(i), "mean_a": float(means[0][i]), "mean_b": float(means[1][i]), "diff": float(diff[i])}
+            for i in order if diff[i] != 0]
 
 
 def recurring_latents(tops: Sequence[TopFeatures], min_count: int = 2) -> list[tuple[int, int]]:
@@ -113,6 +150,7 @@ def latent_activations(model: Any, sae: SAE, prompt: str, latent: int) -> tuple[
     """(tokens as strings, BOS included, activation of `latent` at each token [pos])."""
     latent = check_latent(sae, latent)
     tokens = to_tokens(model, prompt)
+    check_context(sae, tokens.shape[1] - 1)
     x, _ = sae.preprocess(hook_activations(model, _hook(sae), tokens)[0].to(sae.pre_bias.dtype))
     if sae.activation == "topk":  # the latent counts only where it is among the k strongest
         values, indices = sae.encode_pre_act(x).topk(sae.k, dim=-1)
@@ -151,6 +189,16 @@ class TokenLatents:
         """Sorted indices of latents that fire on at least one token."""
         return self.indices[self.values > 0].unique()
 
+    def last_tokens(self) -> "TokenLatents":
+        """Only each text's last token: where a prompt-level concept ("i hate him.") is fully known."""
+        rows = last_rows(self.text_ids)
+        return TokenLatents(self.str_tokens, self.text_ids[rows], self.positions[rows], self.values[rows],
+                            self.indices[rows], self.n_latents)
+
+    def density(self, latent: int) -> float:
+        """Fraction of the tokens on which `latent` fires."""
+        return float((self.dense([check_latent(self.n_latents, latent)])[:, 0] > 0).float().mean())
+
     def token(self, row: int) -> str:
         return self.str_tokens[int(self.text_ids[row])][int(self.positions[row])]
 
@@ -169,6 +217,7 @@ def collect_latents(model: Any, sae: SAE, texts: Sequence[str], k: int | None = 
     k = min(k or sae.k or 32, sae.n_latents)
     pad = model.tokenizer.pad_token_id or 0
     token_lists = [to_tokens(model, t)[0] for t in texts]
+    check_context(sae, max(len(t) for t in token_lists) - 1)
     str_tokens, text_ids, positions, values, indices = [], [], [], [], []
     for start in range(0, len(texts), batch_size):
         chunk = token_lists[start:start + batch_size]

@@ -22,6 +22,7 @@ LOCATIONS = {
 }
 SIZES = {"32k": 2**15, "128k": 2**17}
 N_LAYERS = 12
+OPENAI_CONTEXT_SIZE = 64  # OpenAI's v5 SAEs saw 64-token contexts without BOS (SAELens: context_size 64)
 AUTO_128K_MIN_FREE_BYTES = 4 * 2**30  # the 128k SAE is ~800 MB; leave room for GPT-2 and activations
 
 
@@ -84,7 +85,9 @@ def load_openai_sae(layer: int = 8, location: str = "resid_post_mlp", size: str 
         except download.DownloadError as err:
             raise download.DownloadError(f"{err} {OFFLINE_HELP}") from None
         try:
-            return load_sae_file(path, hook_name=hook_name(layer, location), device=device)
+            sae = load_sae_file(path, hook_name=hook_name(layer, location), device=device)
+            sae.context_size = OPENAI_CONTEXT_SIZE  # trained on 64-token contexts, no BOS: saelab.features warns past it
+            return sae
         except ValueError:
             if attempt == 1:
                 raise

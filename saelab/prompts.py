@@ -1,7 +1,11 @@
-"""Prompts for notebook 02: the blog's three prompts, labelled positive/negative sets and a small text
-corpus, for GPT-2 (hand-written) and for the tiny world (its analogues, and stories from its generator)."""
+"""Prompts for notebooks 02 and 04: the blog's three prompts, labelled positive/negative sets (one to rank
+latents on, one held out) and a small text corpus, for GPT-2 (hand-written) and for the tiny world (its
+analogues: short "i love him." / "i hate him." prompts and stories from its generator)."""
 from __future__ import annotations
 
+import functools
+import itertools
+import random
 from typing import Any
 
 # The seed blog's prompts (GPT-2 small, OpenAI's layer-8 resid_post_mlp 128k SAE).
@@ -40,6 +44,27 @@ NEGATIVE_PROMPTS = (
     "this is the worst meal i have ever had",
     "we had a miserable time and cried a lot",
 )
+# Held out: never used to rank latents, only to check the winner on text it has not seen.
+HELD_OUT_POSITIVE = (
+    "she is a caring and cheerful neighbour",
+    "i really like him, he is so thoughtful",
+    "the garden looked wonderful in the sun",
+    "our coach was kind, fair and inspiring",
+    "you are a delightful and clever friend",
+    "the concert was joyful and the crowd was lovely",
+    "he always helps everyone, he is a gem",
+    "what a charming little town, we loved it",
+)
+HELD_OUT_NEGATIVE = (
+    "she is a spiteful and bitter neighbour",
+    "i really dislike him, he is so arrogant",
+    "the garden looked dreadful in the rain",
+    "our coach was harsh, unfair and bullying",
+    "you are a pathetic and dishonest coward",
+    "the concert was boring and the crowd was rude",
+    "he always lies to everyone, he is a creep",
+    "what a filthy little town, we hated it",
+)
 # A small, varied text set for "where does this latent fire most?" on GPT-2.
 TEXTS = POSITIVE_PROMPTS + NEGATIVE_PROMPTS + (
     "the cat sat on the mat and looked out of the window",
@@ -75,17 +100,50 @@ def tinyworld_stories(n: int, sentiment: str | None = None, seed: int = 0) -> li
     return stories[:n]
 
 
+@functools.lru_cache(maxsize=2)
+def _opening_sentences(sentiment: str) -> tuple[str, ...]:
+    """Every first sentence "[marker] i [adverb] love/hate <person>." the generator can write, shuffled (seeded)."""
+    from saelab.tinyworld.generator import NAMES, OBJECT_PRONOUN, SUBJECTS, _render, _slots
+
+    out = set()
+    for person in SUBJECTS:
+        gender, obj = NAMES.get(person, person), OBJECT_PRONOUN.get(person, person)
+        for certainty in (None, "hedged", "confident"):
+            slots = _slots("open", sentiment, "food", person, obj, gender, certainty)
+            out.update(_render(list(words)) for words in itertools.product(*slots))
+    texts = sorted(out)
+    random.Random(0).shuffle(texts)
+    return tuple(texts)
+
+
+def tinyworld_prompts(sentiment: str, n: int, start: int = 0, then: str = "") -> list[str]:
+    """Short tiny-world prompts whose sentiment is known at the last token: "i love him.", "maybe i probably
+    hate tom." (`then` is appended, e.g. " he is such a"). Prompts start..start+n of a fixed shuffled list, so
+    different ranges never share a prompt (rank on one range, check on another)."""
+    if sentiment not in ("positive", "negative"):
+        raise ValueError(f"sentiment must be 'positive' or 'negative'; got {sentiment!r}")
+    texts = _opening_sentences(sentiment)
+    if not (n >= 1 and start >= 0 and start + n <= len(texts)):
+        raise ValueError(f"there are {len(texts)} {sentiment} prompts; need 1 <= n and start + n <= {len(texts)}, "
+                         f"got start={start}, n={n}")
+    return [t + then for t in texts[start:start + n]]
+
+
 def token_labels(stories: list[Any], concept: str = "sentiment") -> list[str]:
     """One label per token (BOS left out) of the stories' texts, in order: the rows of collect_latents."""
     return [label for s in stories for label in s.labels[concept]]
 
 
 def prompt_sets(world_name: str, n: int = 40) -> dict[str, Any]:
-    """The notebook's prompts for a world ('gpt2' or 'tiny-world'): blog, positive, negative, corpus."""
+    """The notebook's prompts for a world ('gpt2' or 'tiny-world'): blog, positive, negative (to rank latents on),
+    held_out_positive, held_out_negative (to check them on) and corpus. Every labelled prompt states its
+    sentiment by its last token."""
     if world_name != "tiny-world":
-        return {"blog": list(BLOG_PROMPTS), "positive": list(POSITIVE_PROMPTS),
-                "negative": list(NEGATIVE_PROMPTS), "corpus": list(TEXTS)}
+        return {"blog": list(BLOG_PROMPTS), "positive": list(POSITIVE_PROMPTS), "negative": list(NEGATIVE_PROMPTS),
+                "held_out_positive": list(HELD_OUT_POSITIVE), "held_out_negative": list(HELD_OUT_NEGATIVE),
+                "corpus": list(TEXTS)}
     return {"blog": list(TINY_BLOG_PROMPTS),
-            "positive": [s.text for s in tinyworld_stories(n, "positive", seed=1)],
-            "negative": [s.text for s in tinyworld_stories(n, "negative", seed=2)],
+            "positive": tinyworld_prompts("positive", n), "negative": tinyworld_prompts("negative", n),
+            "held_out_positive": tinyworld_prompts("positive", 5 * n, start=n),
+            "held_out_negative": tinyworld_prompts("negative", 5 * n, start=n),
             "corpus": [s.text for s in tinyworld_stories(3 * n, seed=3)]}

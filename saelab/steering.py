@@ -27,8 +27,8 @@ MAX_ABS_SCALE = 1000.0  # beyond this every model only prints noise; refuse inst
 # The blog's experiment: GPT-2 small, OpenAI's resid_post_mlp_v5_128k SAE at layer 8, scale 20.
 BLOG_LATENTS = [62556, 79394, 86309, 69689]
 BLOG_SCALE = 20.0
-# The tiny world's analogue: its 3 best negative-sentiment latents (ranked by AUROC) at this scale
-# (benchmarks/tinyworld_quality.py: about 46% -> 90% negative; 87% of 20-word samples stay grammatical).
+# The tiny world's analogue: its 3 best negative-sentiment latents (`rank_sentiment_latents`) at this scale
+# (100 samples of 5 tokens: "i love him. he is such a" 3% -> 83% negative, "he is such a" 42% -> 95%).
 TINY_WORLD_N_LATENTS = 3
 TINY_WORLD_SCALE = 14.0
 
@@ -261,21 +261,28 @@ def plot_sweep(points: Sequence[SweepPoint], title: str = "Steering strength vs 
     return ax.figure
 
 
-# --- which latents? Rank them by how well they separate negative from positive text ----------------------------
+# --- which latents? Rank them where the sentiment is known --------------------------------------------------
 @torch.no_grad()
-def rank_sentiment_latents(model: Any, sae: SAE, n_stories: int = 300, seed: int = 1000,
-                           sentiment: str = "negative") -> tuple[list[int], torch.Tensor]:
-    """Tiny world: latents sorted by AUROC for `sentiment` on generated stories (tokens after the sentiment is
-    revealed, labelled by the generator), and the AUROC of every latent [n_latents]."""
-    from saelab.activations import story_activations
-    from saelab.tinyworld import generate_stories
+def rank_sentiment_latents(model: Any, sae: SAE, n_prompts: int = 40, start: int = 0, sentiment: str = "negative",
+                           then: str = " he is such a") -> tuple[list[int], torch.Tensor]:
+    """Tiny world: latents sorted by AUROC for `sentiment` at the last token of short labelled prompts
+    ("i hate him. he is such a" vs "i love him. he is such a": `n_prompts` of each, `prompts.tinyworld_prompts`),
+    ties broken by the mean difference; and the AUROC of every latent [n_latents]. That last token is where the
+    sentiment is known and where the model is about to write a sentiment word: the place steering acts on."""
+    from saelab.features import collect_latents
+    from saelab.prompts import tinyworld_prompts
 
-    try:
-        resid, labels = story_activations(model, sae.hook_name, generate_stories(n_stories, seed=seed))
-    except ValueError:
-        raise ValueError("rank_sentiment_latents needs the tiny world's model (one token per word)") from None
-    auroc = metrics.concept_auroc(sae.encode(resid.to(sae.pre_bias.dtype)), labels["sentiment"], sentiment)
-    return auroc.argsort(descending=True).tolist(), auroc
+    if sentiment not in ("positive", "negative"):
+        raise ValueError(f"sentiment must be 'positive' or 'negative'; got {sentiment!r}")
+    other = "positive" if sentiment == "negative" else "negative"
+    texts = tinyworld_prompts(sentiment, n_prompts, start, then) + tinyworld_prompts(other, n_prompts, start, then)
+    last = collect_latents(model, sae, texts).last_tokens()
+    scores = last.dense(torch.arange(sae.n_latents))  # [2 * n_prompts, n_latents]
+    labels = [sentiment] * n_prompts + [other] * n_prompts
+    _, auroc = metrics.rank_latents(scores, labels, sentiment)
+    diff = scores[:n_prompts].mean(0) - scores[n_prompts:].mean(0)
+    order = sorted(range(sae.n_latents), key=lambda i: (float(auroc[i]), float(diff[i])), reverse=True)
+    return order, auroc
 
 
 # --- exercise check ---------------------------------------------------------------------------------------------

@@ -245,13 +245,20 @@ def test_tiny_world_steering_turns_he_is_such_a_negative():
     if not (TINY_WORLD_DIR / "sae.pt").is_file():
         pytest.skip("the tiny world's files are not built yet (python -m saelab.tinyworld.build)")
     model, sae = load_model("tiny-world"), load_sae("tiny-world")
-    ranked, auroc = steering.rank_sentiment_latents(model, sae, n_stories=200)  # chosen by measurement
+    ranked, auroc = steering.rank_sentiment_latents(model, sae)  # chosen by measurement, where sentiment is known
     latents = ranked[:steering.TINY_WORLD_N_LATENTS]
+    assert auroc[latents].min() == 1.0  # each separates "i hate ..." from "i love ..." prompts perfectly
     vector = steering_vector(sae, latents)
     kw = dict(n=100, max_new_tokens=5, temperature=0.7, seed=0)
-    before = steering.generate(model, "he is such a", **kw).texts
-    after = steering.steered_generate(model, sae.hook_name, vector, steering.TINY_WORLD_SCALE, "he is such a",
-                                      **kw).texts
-    # "he is such a" opens positive and negative stories alike, so unsteered samples are about half negative
-    assert fraction_negative(before, "tiny-world") <= 0.6, before
-    assert fraction_negative(after, "tiny-world") >= 0.8, (latents, after)
+    for prompt, most_before, least_after in [("he is such a", 0.6, 0.8), ("i love him. he is such a", 0.1, 0.7)]:
+        before = steering.generate(model, prompt, **kw).texts
+        after = steering.steered_generate(model, sae.hook_name, vector, steering.TINY_WORLD_SCALE, prompt, **kw).texts
+        # "he is such a" opens positive and negative stories alike (about half negative unsteered);
+        # after "i love him." nearly every unsteered sample is positive
+        assert fraction_negative(before, "tiny-world") <= most_before, (prompt, before)
+        assert fraction_negative(after, "tiny-world") >= least_after, (prompt, latents, after)
+
+
+def test_rank_sentiment_latents_rejects_a_bad_sentiment(model, sae):
+    with pytest.raises(ValueError, match="'positive' or 'negative'"):
+        steering.rank_sentiment_latents(model, sae, sentiment="angry")
