@@ -26,7 +26,7 @@ from saelab.sae import SAE
 NEURONPEDIA_EMBED = "?embed=true&embedexplanation=true&embedplots=true&embedtest=false&embedsteer=false"
 
 
-@dataclass
+@dataclass(repr=False)
 class FeatureCard:
     """One latent's card. `activations` [n_fired]: its value on every corpus token where it fires."""
     latent: int
@@ -53,6 +53,8 @@ class FeatureCard:
         lines.append(f"Neuronpedia: {self.neuronpedia}" if self.neuronpedia else
                      "Neuronpedia: none (only OpenAI's GPT-2 SAEs have pages)")
         return "\n".join(lines + self.notes)
+
+    __repr__ = __str__  # a plain-text front end shows the card as text
 
     def histogram_png(self) -> str:
         """The activation histogram as a base64 PNG (empty string when the latent never fires)."""

@@ -248,6 +248,13 @@ def contrast_latents(group_a: TokenLatents, group_b: TokenLatents, top: int = 10
              "mean_diff": float(diff[j]), "auroc": float(au[j])} for j in order[:top]]
 
 
+def separation(group_a: TokenLatents, group_b: TokenLatents, latent: int) -> float:
+    """AUROC of one latent for telling group_a's tokens from group_b's (1.0: every a-token outscores every b-token)."""
+    latent = check_latent(group_a.n_latents, latent)
+    a, b = group_a.dense([latent])[:, 0], group_b.dense([latent])[:, 0]
+    return float(auroc(torch.cat([a, b]), torch.cat([torch.ones(len(a)), torch.zeros(len(b))]).bool()))
+
+
 def _rank(au: torch.Tensor, diff: torch.Tensor, by: str) -> list[int]:
     """Indices sorted by the chosen score, the other one breaking ties."""
     keys = list(zip(au.tolist(), diff.tolist()))

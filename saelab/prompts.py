@@ -14,6 +14,9 @@ BLOG_PROMPTS = ("he is good guy", "he is sucks and fucking stupid idiot", "i hat
 BLOG_NEGATIVE_LATENTS = (62556, 79394)
 # Tiny-world analogues (its vocabulary has no "sucks" or "idiot"); the last one must carry the sentiment
 # of its first sentence to a neutral final word, like the blog's third prompt.
+# Notebook 04's steering prompt: a clearly positive context, so unsteered samples are positive and any negative
+# one is the steering's doing ("he is such a" alone is about half negative in the tiny world).
+STEERING_PROMPT = "i love him. he is such a"
 TINY_BLOG_PROMPTS = ("he is such a good guy", "he is such a rude jerk", "i hate him. he is such a mean guy")
 
 POSITIVE_PROMPTS = (

@@ -12,6 +12,7 @@ import torch
 from IPython.display import display
 
 from saelab import steering
+from saelab.prompts import STEERING_PROMPT
 from saelab.sae import SAE
 from saelab.sentiment import method_for
 
@@ -32,7 +33,7 @@ def parse_latents(text: str, n_latents: int) -> list[int]:
 class SteeringPanel:
     """Controls + outputs; `generate()` and `sweep()` are what the buttons call (handy in tests too)."""
 
-    def __init__(self, model: Any, sae: SAE, prompt: str = "he is such a", latents: Sequence[int] = (),
+    def __init__(self, model: Any, sae: SAE, prompt: str = STEERING_PROMPT, latents: Sequence[int] = (),
                  ranked: Sequence[tuple[int, float]] = (), scale: float = 20.0, max_scale: float = 100.0,
                  measure_on: str = "i hate him. he is such a rude man.", method: str = "vader",
                  max_new_tokens: int = 10) -> None:
