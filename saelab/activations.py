@@ -16,6 +16,7 @@ from typing import Any, Iterable, Iterator
 
 import torch
 
+from saelab import precision as amp
 
 # Text sources for `text_stream`: name -> (Hugging Face dataset, config, split, text fields).
 DATASETS = {
@@ -110,8 +111,12 @@ class _StopForward(Exception):
 
 
 @torch.no_grad()
-def hook_activations(model: Any, hook_name: str, tokens: torch.Tensor, stop_early: bool = True) -> torch.Tensor:
-    """Activations at `hook_name` for tokens [batch, pos] -> [batch, pos, d_model].
+def hook_activations(model: Any, hook_name: str, tokens: torch.Tensor, stop_early: bool = True,
+                     precision: str = "fp32") -> torch.Tensor:
+    """Activations at `hook_name` for tokens [batch, pos] -> [batch, pos, d_model], always float32.
+
+    `precision` "bf16" / "fp16" runs the forward pass under autocast (see `saelab.precision`): the matmuls in
+    reduced precision, the activations handed back as float32.
 
     With `stop_early` the forward pass ends as soon as the hook fires: later blocks and the unembedding (the most
     expensive part of a small model) never run. TransformerLens's `stop_at_layer=L+1` does this too, but (TL 4.3)
@@ -119,10 +124,11 @@ def hook_activations(model: Any, hook_name: str, tokens: torch.Tensor, stop_earl
     """
     tokens = tokens.to(model.cfg.device)
     if not stop_early:
-        _, cache = model.run_with_cache(tokens, names_filter=[hook_name])
+        with amp.autocast(precision, model.cfg.device):
+            _, cache = model.run_with_cache(tokens, names_filter=[hook_name])
         if hook_name not in cache:
             raise ValueError(f"the model has no hook {hook_name!r}; try e.g. 'blocks.0.hook_mlp_out'")
-        return cache[hook_name]
+        return cache[hook_name].float()
     captured = []
 
     def grab(activation: torch.Tensor, hook: Any) -> None:
@@ -130,20 +136,20 @@ def hook_activations(model: Any, hook_name: str, tokens: torch.Tensor, stop_earl
         raise _StopForward
 
     try:
-        with model.hooks(fwd_hooks=[(hook_name, grab)]):  # removed again on the way out
-            model(tokens, return_type=None)
+        with model.hooks(fwd_hooks=[(hook_name, grab)]), amp.autocast(precision, model.cfg.device):
+            model(tokens, return_type=None)  # the hook is removed again on the way out
     except _StopForward:
         pass
     if not captured:
         raise ValueError(f"the hook {hook_name!r} never fired; try e.g. 'blocks.0.hook_mlp_out'")
-    return captured[0]
+    return captured[0].float()  # a no-op for float32; bf16 hooks (e.g. hook_mlp_out) come back float32
 
 
 def text_activations(model: Any, hook_name: str, texts: list[str], max_length: int | None = None,
-                     skip_bos: bool = True, stop_early: bool = True) -> torch.Tensor:
-    """Activations at every real token of `texts` (BOS and padding dropped): [n_tokens, d_model]."""
+                     skip_bos: bool = True, stop_early: bool = True, precision: str = "fp32") -> torch.Tensor:
+    """Activations at every real token of `texts` (BOS and padding dropped): [n_tokens, d_model], float32."""
     tokens, mask = tokenize_texts(model, texts, max_length)
-    acts = hook_activations(model, hook_name, tokens, stop_early)
+    acts = hook_activations(model, hook_name, tokens, stop_early, precision)
     if skip_bos:
         mask[:, 0] = False
     return acts[mask.to(acts.device)]
@@ -155,17 +161,20 @@ class ActivationSource:
 
     Use it directly as `train_sae(sae, data=source, ...)`, or `source.collect(n_tokens)` for a fixed
     tensor. The buffer holds `buffer_tokens` activations; once full it is shuffled, half of it is handed
-    out as batches and refilled, so every batch mixes tokens from many texts.
+    out as batches and refilled, so every batch mixes tokens from many texts. `precision` ("auto", "fp32",
+    "bf16", "fp16") is what the forward passes run in; "auto" is resolved at the first forward (by timing
+    it, see `saelab.precision`) and `.precision` then says what ran. Activations are float32 either way.
     """
 
     def __init__(self, model: Any, hook_name: str, texts: Iterable[str] | str = "auto", *,
                  batch_size: int = 4096, buffer_tokens: int = 65_536, texts_per_forward: int = 32,
                  max_length: int | None = 128, skip_bos: bool = True, seed: int = 0,
-                 progress: bool = True, max_tokens: int | None = None) -> None:
+                 progress: bool = True, max_tokens: int | None = None, precision: str = "auto") -> None:
         hook_layer(hook_name) if hook_name.startswith("blocks.") else None  # validates the name
         if batch_size < 1 or buffer_tokens < 2 * batch_size:
             raise ValueError(f"need batch_size >= 1 and buffer_tokens >= 2 * batch_size; got batch_size="
                              f"{batch_size}, buffer_tokens={buffer_tokens}")
+        self.precision = amp.check_precision(precision, model.cfg.device)
         self.model, self.hook_name = model, hook_name
         self.texts = text_stream(texts, seed) if isinstance(texts, str) else texts
         self.batch_size, self.buffer_tokens = batch_size, buffer_tokens
@@ -184,7 +193,10 @@ class ActivationSource:
             group = list(itertools.islice(texts, self.texts_per_forward))
             if not group:
                 return
-            acts = text_activations(self.model, self.hook_name, group, self.max_length, self.skip_bos)
+            if self.precision == "auto":
+                self.precision = self._pick_precision(group)
+            acts = text_activations(self.model, self.hook_name, group, self.max_length, self.skip_bos,
+                                    precision=self.precision)
             if self.max_tokens is not None:
                 acts = acts[:self.max_tokens - self.tokens_read]
             self.tokens_read += len(acts)
@@ -242,6 +254,17 @@ class ActivationSource:
         g = torch.Generator().manual_seed(self.seed)
         return data[torch.randperm(len(data), generator=g).to(data.device)]
 
+    def _pick_precision(self, texts: list[str]) -> str:
+        """What "auto" means for this model and hook: forwards of these texts timed in each precision."""
+        tokens, _ = tokenize_texts(self.model, texts, self.max_length)
+
+        def make_step(p: str):
+            return lambda: hook_activations(self.model, self.hook_name, tokens, precision=p)
+        cfg = self.model.cfg
+        key = (self.hook_name, cfg.d_model, cfg.n_layers, tuple(tokens.shape), torch.get_num_threads())
+        return amp.pick_precision("activations", make_step, cfg.device, key,
+                                  work=tokens.numel() * cfg.d_model * 4 * cfg.d_model)  # the MLP's matmul
+
     def _bar(self, total: int | None, desc: str):
         if not self.progress:
             return None
@@ -250,7 +273,8 @@ class ActivationSource:
 
     def __repr__(self) -> str:
         return (f"ActivationSource(hook_name={self.hook_name!r}, batch_size={self.batch_size}, "
-                f"buffer_tokens={self.buffer_tokens}, seed={self.seed}, tokens_read={self.tokens_read})")
+                f"buffer_tokens={self.buffer_tokens}, seed={self.seed}, tokens_read={self.tokens_read}, "
+                f"precision={self.precision!r})")
 
 
 # --- labelled activations (tiny world) -------------------------------------------------------------

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 MIN_SPEEDUP = 1.2  # below this, reduced precision is not worth its rounding
+TOY_WORK = 2**24  # multiply-adds in a step's largest matmul below which "auto" keeps fp32 without timing
+PROBE_SHAPE = (256, 768, 768)  # [m, k] x [k, n]: the matmul that screens out hardware without fast units
 _CHOSEN: dict[tuple, str] = {}  # (kind, device type, shape key) -> the precision "auto" picked
 TIMINGS: dict[tuple, dict[str, float]] = {}  # the same keys -> seconds per step of each precision timed
 
@@ -96,17 +98,47 @@ def time_steps(steps: dict[str, Callable[[], None]], rounds: int = 3, budget_s: 
     return best
 
 
+_PROBED: dict[tuple[str, str], float] = {}
+
+
+def matmul_speedup(precision: str, device: str | torch.device = "cpu") -> float:
+    """How many times faster a `PROBE_SHAPE` matmul runs under autocast(`precision`) than in fp32 (cached).
+
+    A cheap screen before timing real steps: on a CPU without bfloat16 units a bf16 matmul is 4-100x slower,
+    and a full-size training step timed in it would take minutes.
+    """
+    key = (precision, _device_type(device))
+    if key not in _PROBED:
+        m, k, n = PROBE_SHAPE
+        g = torch.Generator().manual_seed(0)
+        a, w = torch.randn(m, k, generator=g).to(device), torch.randn(n, k, generator=g).to(device)
+
+        def run(p: str) -> Callable[[], None]:
+            def step() -> None:
+                with autocast(p, device):
+                    torch.nn.functional.linear(a, w)
+            return step
+        seconds = time_steps({"fp32": run("fp32"), precision: run(precision)}, rounds=3, budget_s=0.5,
+                             device=device)
+        _PROBED[key] = seconds["fp32"] / seconds[precision]
+    return _PROBED[key]
+
+
 def pick_precision(kind: str, make_step: Callable[[str], Callable[[], None]],
-                   device: str | torch.device = "cpu", shape_key: tuple = (),
+                   device: str | torch.device = "cpu", shape_key: tuple = (), work: float | None = None,
                    min_speedup: float = MIN_SPEEDUP) -> str:
     """What "auto" means: the fastest supported precision for this work, if >= `min_speedup` x float32.
 
     `make_step(precision)` returns a function that runs one step of the real work (on copies: timing must not
-    change the caller's state). The answer is cached per process for (kind, device type, shape_key).
+    change the caller's state). `work` (multiply-adds of the step's largest matmul) below `TOY_WORK` means
+    fp32 without timing: autocast's casts cost more than such matmuls, and timing them is noise. Precisions
+    whose probe matmul is slower than fp32 (`matmul_speedup` < 1) are never timed on the real step.
+    The answer is cached per process for (kind, device type, shape_key).
     """
     key = (kind, _device_type(device), tuple(shape_key))
     if key not in _CHOSEN:
-        candidates = supported_precisions(device)
+        candidates = ["fp32"] + [p for p in supported_precisions(device)[1:]
+                                 if (work is None or work >= TOY_WORK) and matmul_speedup(p, device) >= 1.0]
         if len(candidates) == 1:
             _CHOSEN[key] = "fp32"
         else:
@@ -118,25 +150,9 @@ def pick_precision(kind: str, make_step: Callable[[str], Callable[[], None]],
 
 
 def resolve_precision(precision: str, kind: str, make_step: Callable[[str], Callable[[], None]],
-                      device: str | torch.device = "cpu", shape_key: tuple = ()) -> str:
+                      device: str | torch.device = "cpu", shape_key: tuple = (), work: float | None = None) -> str:
     """`precision` checked for `device`, with "auto" replaced by what `pick_precision` measures."""
     check_precision(precision, device)
     if precision != "auto":
         return precision
-    return pick_precision(kind, make_step, device, shape_key)
-
-
-@contextlib.contextmanager
-def forced_choice(kind: str, precision: str, device: str | torch.device = "cpu", shape_key: tuple = ()
-                  ) -> Iterator[None]:
-    """Make "auto" answer `precision` for this work inside the block (tests and benchmarks)."""
-    key = (kind, _device_type(device), tuple(shape_key))
-    before = _CHOSEN.get(key)
-    _CHOSEN[key] = precision
-    try:
-        yield
-    finally:
-        if before is None:
-            _CHOSEN.pop(key, None)
-        else:
-            _CHOSEN[key] = before
+    return pick_precision(kind, make_step, device, shape_key, work)

@@ -12,10 +12,16 @@ Dead latents: `sae.stats_last_nonzero[i]` counts the steps since latent i last f
 (`resample_dead_latents`, strategy "reinit" or "high_loss"). For TopK SAEs there is also OpenAI's AuxK
 loss (`aux_k` > 0): the `aux_k` strongest dead latents must reconstruct what the live ones missed, which
 gives them gradient without moving them by hand.
+
+Precision (`saelab.precision`): with "bf16" / "fp16" only the forward pass runs under torch.autocast, so the
+matmuls run in reduced precision; parameters, Adam state, the decoder-norm constraint, the metrics, the
+orthogonality and resampling stay float32. "auto" (the default) times a few steps of the real shapes once per
+process and keeps bf16 only where it is >= 1.2x faster; with "fp32" the loop is exactly what it always was.
 """
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import threading
 import time
@@ -27,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from saelab import metrics
+from saelab import precision as amp
 from saelab.sae import SAE
 
 STRATEGIES = ("reinit", "high_loss")
@@ -48,6 +55,7 @@ class History:
     tokens: int = 0
     seconds: float = 0.0
     stopped: bool = False
+    precision: str = "fp32"  # what the matmuls ran in: "fp32", "bf16" or "fp16" ("auto" resolved)
 
     @property
     def tokens_per_s(self) -> float:
@@ -184,6 +192,7 @@ def train_sae(
     stop: threading.Event | None = None,
     checkpoint_path: str | Path | None = None,
     checkpoint_every: int | None = None,
+    precision: str = "auto",
 ) -> History:
     """Train `sae` in place on batches [batch, d_model] and return the `History`.
 
@@ -192,8 +201,10 @@ def train_sae(
     from it, or set the `stop` event, to stop early. `init=False` continues from the current weights.
     `num_threads=None` uses one CPU thread for toy-sized SAEs (tiny matmuls run faster, and far
     faster when other programs share the cores) and torch's setting otherwise. `aux_k` > 0 (TopK only)
-    adds `aux_coef` x the AuxK loss over the latents silent for `dead_after` steps.
+    adds `aux_coef` x the AuxK loss over the latents silent for `dead_after` steps. `precision` is "auto",
+    "fp32", "bf16" or "fp16" (CUDA only), see `saelab.precision`; `history.precision` says what ran.
     """
+    amp.check_precision(precision, sae.decoder.weight.device)
     if aux_k and sae.activation != "topk":
         raise ValueError("aux_k is the AuxK loss of TopK SAEs; for a ReLU SAE use resample_every instead")
     if num_threads is None and sae.n_latents * sae.d_model * batch_size < 2**24:
@@ -205,7 +216,7 @@ def train_sae(
                       dead_after=dead_after, aux_k=aux_k, aux_coef=aux_coef,
                       normalize_decoder=normalize_decoder, progress=progress,
                       callback=callback, stop=stop, checkpoint_path=checkpoint_path,
-                      checkpoint_every=checkpoint_every)
+                      checkpoint_every=checkpoint_every, precision=precision)
 
 
 @contextlib.contextmanager
@@ -221,7 +232,7 @@ def _cpu_threads(n: int | None) -> Iterator[None]:
 
 def _train(sae: SAE, data, *, n_steps, batch_size, lr, l1_coef, seed, init, log_every, ortho_every,
            ortho_exact_max, resample_every, resample_strategy, dead_after, aux_k, aux_coef, normalize_decoder,
-           progress, callback, stop, checkpoint_path, checkpoint_every) -> History:
+           progress, callback, stop, checkpoint_path, checkpoint_every, precision) -> History:
     """The training loop itself (arguments as in `train_sae`)."""
     if resample_strategy not in STRATEGIES:
         raise ValueError(f"resample_strategy must be one of {STRATEGIES}; got {resample_strategy!r}")
@@ -236,7 +247,9 @@ def _train(sae: SAE, data, *, n_steps, batch_size, lr, l1_coef, seed, init, log_
         init_sae_(sae, seed, first.to(device))
     optimizer = torch.optim.Adam(sae.parameters(), lr=lr)
     is_relu = sae.activation == "relu"
-    history = History()
+    loss_args = (l1_coef if is_relu else None, aux_k, aux_coef, dead_after)
+    history = History(precision=_resolve(precision, sae, first, lr, loss_args, normalize_decoder))
+    scaler = amp.grad_scaler(history.precision, device) if history.precision == "fp16" else None
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -251,22 +264,10 @@ def _train(sae: SAE, data, *, n_steps, batch_size, lr, l1_coef, seed, init, log_
                 break
         x = x.reshape(-1, x.shape[-1]).to(device=device, dtype=dtype, non_blocking=True)  # [batch, d_model]
         x, _ = sae.preprocess(x)  # standardised for normalize=True SAEs; the loss lives in this space
-        pre_act = sae.encode_pre_act(x)
-        latents = sae.activate(pre_act)
-        x_hat = sae.decoder(latents) + sae.pre_bias
-        mse = (x_hat - x).pow(2).sum(dim=-1).mean()
-        l1 = latents.sum(dim=-1).mean()  # latents are >= 0 (ReLU), so this is ||c||_1
-        loss = mse + l1_coef * l1 if is_relu else mse
-        if aux_k:
-            loss = loss + aux_coef * aux_k_loss(sae, pre_act, x - x_hat, sae.stats_last_nonzero >= dead_after, aux_k)
-
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        with amp.autocast(history.precision, device):
+            loss, mse, l1, latents, x_hat = _losses(sae, x, *loss_args)
+        _update(sae, loss, optimizer, scaler, normalize_decoder)
         with torch.no_grad():
-            if normalize_decoder:
-                W = sae.decoder.weight
-                W.div_(W.norm(dim=0, keepdim=True).clamp_min(1e-8))
             fired = latents.amax(dim=0) > 0  # latents are >= 0; amax is ~3x cheaper than (!= 0).any
             sae.stats_last_nonzero.mul_(~fired).add_(1)  # steps since each latent last fired
         history.tokens += len(x)
@@ -300,6 +301,67 @@ def _train(sae: SAE, data, *, n_steps, batch_size, lr, l1_coef, seed, init, log_
     if checkpoint_path is not None:
         sae.save(checkpoint_path)
     return history
+
+
+def _losses(sae: SAE, x: torch.Tensor, l1_coef: float | None, aux_k: int, aux_coef: float, dead_after: int
+            ) -> tuple[torch.Tensor, ...]:
+    """One forward pass on preprocessed x [batch, d_model]: (loss, mse, l1, latents, x_hat); losses in float32.
+
+    Under autocast the matmuls (and so latents) are bf16/fp16; x_hat = bf16 + float32 pre_bias is float32.
+    """
+    pre_act = sae.encode_pre_act(x)
+    latents = sae.activate(pre_act)
+    x_hat = sae.decoder(latents) + sae.pre_bias
+    mse = (x_hat - x).pow(2).sum(dim=-1).mean()
+    if latents.dtype == torch.float32:
+        l1 = latents.sum(dim=-1).mean()  # latents are >= 0 (ReLU), so this is ||c||_1
+    else:  # accumulate in float32 without a float32 copy of latents
+        l1 = latents.sum(dim=-1, dtype=torch.float32).mean()
+    loss = mse + l1_coef * l1 if l1_coef is not None else mse
+    if aux_k:
+        loss = loss + aux_coef * aux_k_loss(sae, pre_act, x - x_hat, sae.stats_last_nonzero >= dead_after, aux_k)
+    return loss, mse, l1, latents, x_hat
+
+
+def _update(sae: SAE, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+            scaler: torch.amp.GradScaler | None, normalize_decoder: bool) -> None:
+    """Backward, Adam step (through the fp16 gradient scaler if any), unit-norm decoder columns; all float32."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:  # fp16: scale the loss so small gradients do not underflow; skip steps whose gradients overflowed
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    if normalize_decoder:
+        with torch.no_grad():
+            W = sae.decoder.weight
+            W.div_(W.norm(dim=0, keepdim=True).clamp_min(1e-8))
+
+
+def _resolve(precision: str, sae: SAE, first: torch.Tensor, lr: float, loss_args: tuple,
+             normalize_decoder: bool) -> str:
+    """`precision` with "auto" resolved by timing training steps of these shapes on copies of the SAE."""
+    device = sae.decoder.weight.device
+    x = first.reshape(-1, first.shape[-1]).to(device=device, dtype=sae.decoder.weight.dtype)
+    x, _ = sae.preprocess(x)
+
+    def make_step(p: str) -> Callable[[], None]:
+        s = copy.deepcopy(sae)  # timing must not move the real SAE, its counters or the optimiser
+        opt = torch.optim.Adam(s.parameters(), lr=lr)
+        scaler = amp.grad_scaler(p, device) if p == "fp16" else None
+
+        def step() -> None:
+            with amp.autocast(p, device):
+                loss = _losses(s, x, *loss_args)[0]
+            _update(s, loss, opt, scaler, normalize_decoder)
+        return step
+
+    # the fastest choice can depend on the thread count too (train_sae uses 1 thread for toy-sized SAEs)
+    key = (sae.activation, sae.d_model, sae.n_latents, len(x), bool(loss_args[1]), torch.get_num_threads())
+    return amp.resolve_precision(precision, "train_sae", make_step, device, key,
+                                 work=len(x) * sae.d_model * sae.n_latents)
 
 
 @torch.no_grad()
