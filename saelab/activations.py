@@ -11,12 +11,15 @@ many texts (seeded: the same seed gives the same batches).
 from __future__ import annotations
 
 import itertools
+import os
 import random
 from typing import Any, Iterable, Iterator
 
 import torch
 
 from saelab import precision as amp
+from saelab.texts import TEXTS_SETTING, local_texts
+
 
 # Text sources for `text_stream`: name -> (Hugging Face dataset, config, split, text fields).
 DATASETS = {
@@ -39,7 +42,11 @@ def tinyworld_texts(seed: int = 0) -> Iterator[str]:
 
 
 def hf_texts(dataset: str = DEFAULT_DATASET, seed: int = 0, shuffle_buffer: int = 10_000) -> Iterator[str]:
-    """Texts streamed from a Hugging Face dataset (a `DATASETS` short name or 'org/name'); needs network."""
+    """Texts streamed from a Hugging Face dataset (a `DATASETS` short name or 'org/name'); needs network.
+    With `SAELAB_TEXTS` set, texts come from that local file instead (see `local_texts`)."""
+    if os.environ.get(TEXTS_SETTING):
+        yield from local_texts(os.environ[TEXTS_SETTING], seed)
+        return
     from datasets import load_dataset
 
     repo, config, split, fields = DATASETS.get(dataset, (dataset, None, "train", ("text",)))
@@ -56,13 +63,16 @@ def hf_texts(dataset: str = DEFAULT_DATASET, seed: int = 0, shuffle_buffer: int 
 
 
 def text_stream(source: str = "auto", seed: int = 0) -> Iterator[str]:
-    """Texts for training: 'tiny-world' (offline), a dataset name, or 'auto' (tiny world when offline)."""
+    """Texts for training: 'tiny-world' (offline), a dataset name, or 'auto' (tiny world when offline).
+    A dataset name reads the local file `SAELAB_TEXTS` instead of the hub when that setting is given."""
     from saelab.models import is_offline
 
     if source == "auto":
         source = "tiny-world" if is_offline() else DEFAULT_DATASET
     if source in {"tiny-world", "tiny_world", "tinyworld"}:
         return tinyworld_texts(seed)
+    if os.environ.get(TEXTS_SETTING):
+        return local_texts(os.environ[TEXTS_SETTING], seed)
     if is_offline():
         raise ValueError(f"SAELAB_OFFLINE=1 is set, so the dataset {source!r} cannot be streamed; "
                          "use text_stream('tiny-world') or unset SAELAB_OFFLINE on a machine with network")

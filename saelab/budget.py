@@ -1,0 +1,75 @@
+"""How much the training notebook does online, picked by device: the blog's configuration on a GPU, less on a CPU.
+
+    SAELAB_BUDGET unset or "auto"   by device: "gpu" when CUDA is available, else "cpu"
+    SAELAB_BUDGET=gpu | cpu         force one of the two (e.g. to try the blog's run on a big CPU)
+    SAELAB_BUDGET=smoke             a tiny budget for CI, where only "does every cell run" matters
+
+The blog's run (8x, 768 -> 6,144 latents, batches of 4,096, 3,000 steps, 2M activations) takes minutes on a GPU
+and about 4 hours on a 2-core CPU. The CPU budget keeps every lesson of notebook 05 (curves, dead latents and
+resampling, LM loss recovered, the expansion sweep) with smaller batches and fewer steps, so that the whole
+notebook finishes in well under 15 minutes on 2 cores (measured with benchmarks/notebook_runtimes.py).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+SETTING = "SAELAB_BUDGET"
+NAMES = ("auto", "gpu", "cpu", "smoke")
+
+
+@dataclass(frozen=True)
+class TrainingBudget:
+    """One online configuration of notebook 05: train_sae's settings and how many activations and texts."""
+
+    name: str
+    cfg: dict[str, Any] = field(default_factory=dict)  # n_steps, batch_size, lr, dead_after for train_sae
+    n_train: int = 0        # activations to train on
+    n_eval: int = 0         # held-out activations for L0 / FVU / dead fraction
+    n_eval_texts: int = 0   # texts for LM loss recovered (3 forward passes each, per SAE evaluated)
+    short_steps: int = 0    # steps of each resampling run and of each SAE in the expansion sweep
+    why: str = ""           # one line for the notebook: which budget and why
+
+
+BUDGETS = {
+    # The blog's configuration: 3,000 steps x 4,096 tokens is 12M tokens, 6 epochs of 2M activations.
+    "gpu": TrainingBudget("gpu", dict(n_steps=3000, batch_size=4096, lr=5e-4, dead_after=1000),
+                          n_train=2_000_000, n_eval=100_000, n_eval_texts=200, short_steps=1000),
+    # 2 CPU cores: ~1,300 activations/s out of DistilGPT2 and ~3,400 tokens/s of 768 -> 6,144 training (float32),
+    # so ~2 min collecting, ~2.5 min main run, ~3.5 min resampling runs + sweep (6.75 short runs at 8x cost),
+    # ~1 min LM loss: about 9-10 minutes in all. Batches of 1,024 give 4x more steps per token than 4,096,
+    # and dead latents (silent for 200 steps) appear within the 500-step run.
+    "cpu": TrainingBudget("cpu", dict(n_steps=500, batch_size=1024, lr=1e-3, dead_after=200),
+                          n_train=150_000, n_eval=10_000, n_eval_texts=24, short_steps=100),
+    # CI: every cell runs, nothing is learned.
+    "smoke": TrainingBudget("smoke", dict(n_steps=20, batch_size=256, lr=1e-3, dead_after=8),
+                            n_train=6_000, n_eval=1_024, n_eval_texts=4, short_steps=10),
+}
+
+
+def budget_name(device: str | torch.device | None = None) -> tuple[str, str]:
+    """(budget name, reason): SAELAB_BUDGET if set, else 'gpu' on a CUDA device, else 'cpu'."""
+    asked = os.environ.get(SETTING, "").strip().lower() or "auto"
+    if asked not in NAMES:
+        raise ValueError(f"{SETTING} must be one of {NAMES}; got {asked!r}. Unset it to choose by device.")
+    if asked != "auto":
+        return asked, f"{SETTING}={asked} is set"
+    kind = torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cuda":
+        return "gpu", "a GPU is available"
+    return "cpu", f"no GPU (device {kind}): the blog's run would take about 4 hours on 2 CPU cores"
+
+
+def training_budget(device: str | torch.device | None = None) -> TrainingBudget:
+    """The online budget of notebook 05 for `device`, with `why`: one line naming the choice and its reason."""
+    name, reason = budget_name(device)
+    b = BUDGETS[name]
+    what = {"gpu": "the blog's configuration", "cpu": "a reduced CPU configuration (every lesson, fewer steps)",
+            "smoke": "a tiny smoke-test budget (for CI: the numbers below mean nothing)"}[name]
+    c = b.cfg
+    why = (f"Budget '{name}' because {reason}: {what}, {c['n_steps']:,} steps of {c['batch_size']:,} "
+           f"activations from {b.n_train:,} collected, {b.short_steps:,} steps per resampling / sweep run.")
+    return TrainingBudget(b.name, dict(c), b.n_train, b.n_eval, b.n_eval_texts, b.short_steps, why)
