@@ -1,13 +1,13 @@
 # Two commands do all set-up on a fresh machine (Python 3.11 + make):
 #   make course   executes every notebook headless on the bundled offline model -> build/
-#   make test     runs the unit tests and every notebook (nbval), offline
+#   make test     runs the unit tests and every notebook (nbval), offline and online against a local stand-in
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.saelab-installed
 OFFLINE := SAELAB_OFFLINE=1 MPLBACKEND=Agg
 
-.PHONY: course test unit notebooks lab bench browser clean
+.PHONY: course test unit notebooks notebooks-online lab bench browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,13 +24,21 @@ course: $(STAMP)
 	$(BIN)/jupyter nbconvert --to html --output-dir build/html build/notebooks/*.ipynb
 	@echo "Executed notebooks are in build/notebooks/, HTML pages in build/html/"
 
-test: unit notebooks browser
+test: unit notebooks notebooks-online browser
 
 unit: $(STAMP)
 	$(OFFLINE) $(BIN)/python -m pytest tests -q --ignore=tests/browser
 
 notebooks: $(STAMP)
 	$(OFFLINE) $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks -q -p no:cacheprovider
+
+# Every notebook's online branch (GPT-2 / DistilGPT2 + OpenAI's SAEs + a hub dataset) against a local stand-in:
+# random weights in a Hugging Face cache (HF_HUB_OFFLINE=1), SAEs served on 127.0.0.1 (SAELAB_OPENAI_SAE_URL),
+# a local text set (SAELAB_TEXTS), a fresh SAELAB_CACHE under build/, SAELAB_OFFLINE unset and
+# SAELAB_BUDGET=smoke. Built once under build/standin/ (~2 GB, ~1.5 min), then reused.
+notebooks-online: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m tests.standin run --budget smoke -- \
+		$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks -q -p no:cacheprovider
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks
