@@ -56,6 +56,7 @@ class SteeringPanel:
         self.go = w.Button(description="Generate", button_style="primary")
         self.sweep_button = w.Button(description="Sweep 0 → scale")
         self.message = w.HTML()
+        self.columns: dict[str, list[str]] = {}
         self.table = w.HTML()
         self.plot = w.Output()
         self.ranked.observe(self._use_ranked, names="value")
@@ -107,6 +108,7 @@ class SteeringPanel:
         except ValueError as err:
             self._say(str(err), error=True)
             return
+        self.columns = cols  # the last run's samples, by column (what the table shows)
         self.table.value = steering.side_by_side_html(v["prompt"], cols)
         self._say(f"latents {latents}, magnitudes '{self.mode.value}', |vector| = {vector.norm():.2f}, "
                   f"scale {v['scale']:g}, seed {v['seed']}")
