@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 import torch
 
@@ -222,3 +224,104 @@ def test_feature_explorer_shows_messages_not_tracebacks(model):
     assert panel.show_latent() is False and "0 to 63" in panel.message.value
     panel.prompt_box.value = "he is a good"
     assert panel.show_prompt() is True and panel.latent_box.value == top_features(model, sae, "he is a good").latents[0]
+
+
+# --- ranking where the concept is known, comparing prompts -------------------------------------------------
+def test_last_tokens_keep_each_texts_last_token_and_density_counts_firing_tokens(model):
+    sae = make_sae()
+    tl = collect_latents(model, sae, ["he is a good", "i love him", "he"])
+    last = tl.last_tokens()
+    assert last.positions.tolist() == [4, 3, 1] and last.text_ids.tolist() == [0, 1, 2]
+    for row, text in enumerate(["he is a good", "i love him", "he"]):
+        top = top_features(model, sae, text, k=sae.k)
+        assert sorted(last.indices[row][last.values[row] > 0].tolist()) == sorted(top.latents)
+    latent = int(last.indices[0, 0])
+    assert tl.density(latent) == pytest.approx(float((tl.dense([latent])[:, 0] > 0).float().mean()))
+    with pytest.raises(ValueError, match="latent must be an integer"):
+        tl.density(64)
+
+
+def test_separation_is_one_latents_auroc_between_two_groups():
+    from saelab.features import separation
+
+    def group(rows):  # one token per row, each with its latents {index: value}
+        n = len(rows)
+        idx = torch.tensor([list(r.keys()) + [63] * (2 - len(r)) for r in rows])
+        val = torch.tensor([list(r.values()) + [0.0] * (2 - len(r)) for r in rows])
+        return TokenLatents([["<bos>", "x"]] * n, torch.arange(n), torch.ones(n, dtype=torch.long), val, idx, 64)
+
+    a, b = group([{3: 2.0}, {3: 1.0}]), group([{3: 0.5}, {5: 1.0}])
+    assert separation(a, b, 3) == 1.0 and separation(b, a, 3) == 0.0 and separation(a, b, 5) == 0.25
+
+
+def test_prompt_differences_rank_latents_by_their_mean_difference_at_the_last_token(model):
+    from saelab.features import prompt_differences
+
+    sae = make_sae()
+    a, b = ["he is a good", "i love him"], ["he is a bad"]
+    rows = prompt_differences(model, sae, a, b, top=5)
+    last = lambda p: encode_prompt(model, sae, p)[1][-1]
+    want = (last(a[0]) + last(a[1])) / 2 - last(b[0])
+    assert [abs(r["diff"]) for r in rows] == sorted((abs(r["diff"]) for r in rows), reverse=True)
+    assert rows[0]["diff"] == pytest.approx(float(want[want.abs().argmax()]), abs=1e-5)
+    for r in rows:
+        assert r["diff"] == pytest.approx(r["mean_a"] - r["mean_b"], abs=1e-5) and r["diff"] != 0
+    with pytest.raises(ValueError, match="non-empty lists"):
+        prompt_differences(model, sae, "he is a good", b)
+
+
+def test_tiny_world_prompts_state_their_sentiment_and_ranges_do_not_overlap():
+    from saelab.prompts import prompt_sets, tinyworld_prompts
+    from saelab.tinyworld import continuation_sentiment
+
+    first, later = tinyworld_prompts("negative", 30), tinyworld_prompts("negative", 30, start=30)
+    assert not set(first) & set(later) and len(set(first)) == 30
+    assert all(continuation_sentiment(t) == "negative" for t in first)
+    assert all(continuation_sentiment(t) == "positive" for t in tinyworld_prompts("positive", 30))
+    assert tinyworld_prompts("positive", 2, then=" he is such a")[0].endswith(". he is such a")
+    with pytest.raises(ValueError, match="'positive' or 'negative'"):
+        tinyworld_prompts("angry", 3)
+    with pytest.raises(ValueError, match="start \\+ n"):
+        tinyworld_prompts("positive", 10, start=10_000)
+    for world in ("tiny-world", "gpt2"):
+        sets = prompt_sets(world, n=10)
+        assert not set(sets["positive"]) & set(sets["held_out_positive"])
+        assert not set(sets["negative"]) & set(sets["held_out_negative"])
+
+
+# --- OpenAI's SAEs saw 64-token contexts ---------------------------------------------------------------------
+def test_encoding_text_longer_than_the_saes_context_warns_once(model, monkeypatch):
+    monkeypatch.setattr(features, "_warned_long_context", False)
+    sae = make_sae()
+    sae.context_size = 3  # what load_openai_sae sets to 64 for OpenAI's SAEs; 3 fits this small model
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        top_features(model, sae, "he is a")           # 3 tokens after BOS: within the context
+        assert caught == []
+        top_features(model, sae, "he is a good")      # 4 tokens: warns
+        collect_latents(model, sae, ["he is a good bad"])
+        encode_prompt(model, sae, "he is a good")
+    assert len(caught) == 1 and "trained on 3-token contexts" in str(caught[0].message)
+    assert "4 tokens" in str(caught[0].message) and "chunks of at most 3" in str(caught[0].message)
+
+
+def test_saes_without_a_known_context_never_warn(model, monkeypatch):
+    monkeypatch.setattr(features, "_warned_long_context", False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        top_features(model, make_sae(), "he is a good he is a good")  # no context_size: the tiny world, your own
+
+
+def test_load_openai_sae_marks_the_sae_with_its_64_token_context(tmp_path, monkeypatch, openai_state_dict):
+    from saelab import download, pretrained
+
+    def fake_download(url, path, progress=True):  # stands in for OpenAI's blob store
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(openai_state_dict(), path)
+
+    monkeypatch.setenv("SAELAB_CACHE", str(tmp_path))
+    monkeypatch.delenv("SAELAB_OFFLINE", raising=False)
+    monkeypatch.setattr(download, "download", fake_download)
+    path = tmp_path / "openai" / "resid_post_mlp_v5_32k" / "8.pt"
+    sae = pretrained.load_openai_sae(8, "resid_post_mlp", "32k", progress=False)
+    assert path.is_file() and sae.context_size == pretrained.OPENAI_CONTEXT_SIZE == 64
