@@ -325,3 +325,17 @@ def test_load_openai_sae_marks_the_sae_with_its_64_token_context(tmp_path, monke
     path = tmp_path / "openai" / "resid_post_mlp_v5_32k" / "8.pt"
     sae = pretrained.load_openai_sae(8, "resid_post_mlp", "32k", progress=False)
     assert path.is_file() and sae.context_size == pretrained.OPENAI_CONTEXT_SIZE == 64
+
+
+def test_feature_explorer_shows_the_latents_card(model, monkeypatch):
+    from saelab.dashboard import FeatureCard
+    from saelab.widgets import features as panel_module
+
+    shown = []
+    monkeypatch.setattr(panel_module, "display", shown.append)
+    sae = make_sae()
+    corpus = collect_latents(model, sae, ["he is a good", "i love him"])
+    panel = panel_module.feature_explorer(model, sae, corpus)
+    panel.latent_box.value = int(corpus.indices[0, 0])
+    assert panel.show_latent() is True
+    assert isinstance(shown[-1], FeatureCard) and shown[-1].latent == panel.latent_box.value

@@ -13,12 +13,14 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 
 from saelab import features
+from saelab.dashboard import feature_dashboard
 from saelab.sae import SAE
 
 
 class FeatureExplorer(widgets.VBox):
     """Prompt -> top latents (bar chart) and the strongest one's per-token heatmap;
-    latent -> its top-activating tokens in `corpus`, its logit effects and (GPT-2) its Neuronpedia page."""
+    latent -> its card on `corpus` (`feature_dashboard`: density, histogram, top contexts, logit effects and,
+    online for OpenAI's GPT-2 SAEs, its Neuronpedia page)."""
 
     def __init__(self, model: Any, sae: SAE, corpus: features.TokenLatents | None = None,
                  prompt: str = "", k: int = 10) -> None:
@@ -69,20 +71,23 @@ class FeatureExplorer(widgets.VBox):
         return self.show_latent()
 
     def show_latent(self) -> bool:
-        """Print the latent's top tokens, logit effects and link; False (and a message) on bad input."""
+        """Show the latent's card (`feature_dashboard`) when there is a corpus, else its logit effects and link;
+        False (and a message) on bad input."""
         latent = self.latent_box.value
         try:
+            if self.corpus is not None:
+                card = feature_dashboard(self.model, self.sae, latent, self.corpus, n_contexts=8)
             promoted, suppressed = features.logit_effects(self.model, self.sae, latent, n=8)
             url = features.neuronpedia_url_for(self.sae, latent)
-            top = features.top_activating_tokens(self.corpus, latent, n=8) if self.corpus is not None else None
         except ValueError as err:
             self._say(str(err), error=True)
             return False
         with self.latent_out:
             self.latent_out.clear_output(wait=True)
+            if self.corpus is not None:
+                display(card)
+                return True
             print(f"Latent {latent}")
-            if top is not None:
-                print("fires most on:\n" + (features.format_table(top) if top else "  (never fires on the corpus)"))
             print("promotes:  " + ", ".join(f"{t!r} {v:+.2f}" for t, v in promoted))
             print("suppresses:" + ", ".join(f" {t!r} {v:+.2f}" for t, v in suppressed))
             print(f"Neuronpedia: {url}" if url else "Neuronpedia: none (only OpenAI's GPT-2 SAEs have pages)")
