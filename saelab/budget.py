@@ -38,12 +38,13 @@ BUDGETS = {
     # The blog's configuration: 3,000 steps x 4,096 tokens is 12M tokens, 6 epochs of 2M activations.
     "gpu": TrainingBudget("gpu", dict(n_steps=3000, batch_size=4096, lr=5e-4, dead_after=1000),
                           n_train=2_000_000, n_eval=100_000, n_eval_texts=200, short_steps=1000),
-    # 2 CPU cores: ~1,300 activations/s out of DistilGPT2 and ~3,400 tokens/s of 768 -> 6,144 training (float32),
-    # so ~2 min collecting, ~2.5 min main run, ~3.5 min resampling runs + sweep (6.75 short runs at 8x cost),
-    # ~1 min LM loss: about 9-10 minutes in all. Batches of 1,024 give 4x more steps per token than 4,096,
-    # and dead latents (silent for 200 steps) appear within the 500-step run.
-    "cpu": TrainingBudget("cpu", dict(n_steps=500, batch_size=1024, lr=1e-3, dead_after=200),
-                          n_train=150_000, n_eval=10_000, n_eval_texts=24, short_steps=100),
+    # 2 CPU cores (this project's machine, float32: bfloat16 is slower on CPUs without bf16 units): ~1,300
+    # activations/s out of DistilGPT2, ~2,100 tokens/s of 768 -> 6,144 training, ~1,000 tokens/s of full forward
+    # passes. So ~1.5 min collecting, ~3 min main run, ~4.5 min for the resampling runs and the sweep (6.75 short
+    # runs at 8x cost), ~1 min of LM loss: about 10 minutes in all, measured by benchmarks/notebook_runtimes.py.
+    # Batches of 1,024 give 4x more steps per token than 4,096; latents silent for 150 steps count as dead.
+    "cpu": TrainingBudget("cpu", dict(n_steps=400, batch_size=1024, lr=1e-3, dead_after=150),
+                          n_train=120_000, n_eval=10_000, n_eval_texts=24, short_steps=80),
     # CI: every cell runs, nothing is learned.
     "smoke": TrainingBudget("smoke", dict(n_steps=20, batch_size=256, lr=1e-3, dead_after=8),
                             n_train=6_000, n_eval=1_024, n_eval_texts=4, short_steps=10),

@@ -13,13 +13,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["build", "run"])
     parser.add_argument("--budget", default="smoke",
                         help="SAELAB_BUDGET for the command ('smoke' for CI; '' leaves it unset: the device's own)")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="after --: the command to run online")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index("--") if "--" in argv else len(argv)
+    args, command = parser.parse_args(argv[:split]), argv[split + 1:]  # after --: the command to run online
     root = build()
     if args.action == "build":
         print(root)
         return 0
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("run needs a command after --, e.g. -- python -m pytest --nbval-lax notebooks")
     with serve(root) as url:

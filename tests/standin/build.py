@@ -17,6 +17,7 @@ import random
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -134,6 +135,7 @@ def build(base: Path | None = None, log=print) -> Path:
     base = Path(base or ROOT / "build" / "standin")
     root = base / cache_key(words)
     if (root / "DONE").is_file():
+        (root / "DONE").touch()  # last used: see the clean-up below
         return root
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=base, prefix=".building-"))  # renamed into place only when complete
@@ -150,12 +152,14 @@ def build(base: Path | None = None, log=print) -> Path:
             write_sae(tmp / "sae" / f"{SAE_LOCATION}_v5_{size}" / "autoencoders" / f"{SAE_LAYER}.pt", n, seed=seed)
         write_texts(tmp / "texts.jsonl", words, fillers, rng)
         (tmp / "DONE").write_text(json.dumps({"version": VERSION, "words": len(words)}))
+        if (root / "DONE").is_file():
+            return root  # another process finished the same build first; ours is removed below
         if root.exists():
             shutil.rmtree(root)  # an incomplete earlier build (no DONE)
         tmp.rename(root)
-        for old in base.glob("v*"):
-            if old != root and (old / "DONE").is_file():
-                shutil.rmtree(old)  # a stand-in for other words or an older VERSION: ~2 GB each
+        for old in base.glob("v*"):  # stand-ins for other words or an older VERSION, ~2 GB each, unused for 1 h
+            if old != root and (old / "DONE").is_file() and time.time() - (old / "DONE").stat().st_mtime > 3600:
+                shutil.rmtree(old)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
