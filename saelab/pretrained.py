@@ -86,7 +86,7 @@ def load_openai_sae(layer: int = 8, location: str = "resid_post_mlp", size: str 
             raise download.DownloadError(f"{err} {OFFLINE_HELP}") from None
         try:
             sae = load_sae_file(path, hook_name=hook_name(layer, location), device=device)
-            sae.context_size = OPENAI_CONTEXT_SIZE  # trained on 64-token contexts, no BOS: saelab.features warns past it
+            sae.context_size = OPENAI_CONTEXT_SIZE  # saelab.features warns when text is longer
             return sae
         except ValueError:
             if attempt == 1:
