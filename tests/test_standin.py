@@ -76,3 +76,11 @@ def test_online_run_fails_when_a_hook_name_breaks(online, tmp_path):
     ran = [c for c in nb.cells if c.cell_type == "code" and c.get("execution_count")]
     assert any("world.banner()" in c.source and "distilgpt2" in "".join(o.get("text", "") for o in c.outputs)
                for c in ran), "the copy did not take the online branch (DistilGPT2)"
+
+
+def test_stand_in_is_rebuilt_when_the_notebooks_need_new_words():
+    from standin.build import VERSION, cache_key, needed_words
+
+    words = needed_words()
+    assert {"good", "nice", "kind", "rude", "mean", "bad", "Good"} <= set(words)
+    assert cache_key(words).startswith(f"v{VERSION}-") and cache_key(words) != cache_key(words + ["zebra"])
