@@ -1,4 +1,5 @@
-"""A latent's card: everything about one SAE latent in one view, as SAELens's and ARENA's dashboards show it.
+"""Looking at latents: a prompt's top latents as bars, one latent per token as a heatmap, and a latent's card,
+everything about one SAE latent in one view, as SAELens's and ARENA's dashboards show it.
 
     card = feature_dashboard(model, sae, latent, corpus)     # a notebook cell ending in `card` shows it
 
@@ -18,7 +19,8 @@ from typing import Any, Sequence
 
 import torch
 
-from saelab.features import TokenLatents, check_latent, collect_latents, logit_effects, neuronpedia_url_for
+from saelab.features import (TokenLatents, TopFeatures, check_latent, collect_latents, logit_effects,
+                             neuronpedia_url_for)
 from saelab.models import is_offline
 from saelab.sae import SAE
 
@@ -26,6 +28,38 @@ from saelab.sae import SAE
 NEURONPEDIA_EMBED = "?embed=true&embedexplanation=true&embedplots=true&embedtest=false&embedsteer=false"
 
 
+# --- plots ---------------------------------------------------------------------------------------------
+def plot_top_features(top: TopFeatures, ax: Any = None) -> Any:
+    """Bar chart of a TopFeatures result; returns the matplotlib Axes."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(7, 3))[1]
+    ax.bar([str(i) for i in top.latents], top.values, color="tab:blue")
+    ax.set(title=f"Top latents at {top.token!r} in {top.prompt!r}"[:90], xlabel="latent index",
+           ylabel="activation")
+    ax.tick_params(axis="x", rotation=45)
+    return ax
+
+
+def plot_token_heatmap(str_tokens: list[str], acts: torch.Tensor, latent: int, ax: Any = None) -> Any:
+    """One latent's activation at each token of a prompt, as a one-row heatmap; returns the Axes."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(max(4, 0.8 * len(str_tokens)), 1.8))[1]
+    acts = acts.detach().float().reshape(-1).cpu()
+    vmax = max(float(acts.max()), 1e-3)
+    image = ax.imshow(acts.reshape(1, -1), cmap="Reds", aspect="auto", vmin=0, vmax=vmax)
+    for x, v in enumerate(acts.tolist()):  # the value in each cell, white on dark red
+        ax.text(x, 0, f"{v:.2g}" if v else "", ha="center", va="center", fontsize=8,
+                color="white" if v > 0.6 * vmax else "black")
+    ax.set_xticks(range(len(str_tokens)), [repr(t)[1:-1] for t in str_tokens], rotation=45, ha="right")
+    ax.set_yticks([])
+    ax.set(title=f"Latent {latent}: activation per token", xlabel="token")
+    ax.figure.colorbar(image, ax=ax, label="activation", pad=0.01)
+    return ax
+
+
+# --- the card ------------------------------------------------------------------------------------------
 @dataclass(repr=False)
 class FeatureCard:
     """One latent's card. `activations` [n_fired]: its value on every corpus token where it fires."""

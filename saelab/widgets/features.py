@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 
 from saelab import features
-from saelab.dashboard import feature_dashboard
+from saelab.dashboard import feature_dashboard, plot_token_heatmap, plot_top_features
 from saelab.sae import SAE
 
 
@@ -62,8 +62,8 @@ class FeatureExplorer(widgets.VBox):
         with self.prompt_out:
             self.prompt_out.clear_output(wait=True)
             fig, (ax_bar, ax_heat) = plt.subplots(2, 1, figsize=(8, 5.5), height_ratios=(3, 1.3))
-            features.plot_top_features(top, ax=ax_bar)
-            features.plot_token_heatmap(tokens, acts, top.latents[0], ax=ax_heat)
+            plot_top_features(top, ax=ax_bar)
+            plot_token_heatmap(tokens, acts, top.latents[0], ax=ax_heat)
             fig.tight_layout()
             display(fig)
             plt.close(fig)
