@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from saelab.latent_patching import latent_attribution, latent_patching
+from saelab.sae_patching import latent_attribution, latent_patching
 from saelab.models import load_model
 from saelab.patching import logit_diff_metric, patch_residual
 from saelab.precision import autocast

@@ -11,7 +11,8 @@ from saelab.sae import SAE
 # The one repository setting: the Colab badges and Colab install cells are built from it.
 GITHUB_REPO = "saelab/saelab"
 GITHUB_BRANCH = "main"
-NOTEBOOKS = ("01_sae_theory.ipynb", "02_finding_features.ipynb", "04_steering.ipynb", "05_training_saes.ipynb")
+NOTEBOOKS = ("01_sae_theory.ipynb", "02_finding_features.ipynb", "03_activation_patching.ipynb",
+             "04_steering.ipynb", "05_training_saes.ipynb")
 
 
 def colab_url(notebook: str) -> str:

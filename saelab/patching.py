@@ -7,7 +7,7 @@
 Copy one clean activation into the corrupted run and read the normalised metric: how much of the clean answer
 that activation alone restores. `patch_residual` does it for every (layer, position) with batched forward passes
 (one batch row per patch); `transformer_lens.patching.get_act_patch_resid_pre` does the same one forward at a
-time and gives the same numbers (`method="transformer_lens"` calls it). SAE latents: `saelab.latent_patching`.
+time and gives the same numbers (`method="transformer_lens"` calls it). SAE latents: `saelab.sae_patching`.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""saelab.patching and saelab.latent_patching: results against independent computations, and error messages."""
+"""saelab.patching and saelab.sae_patching: results against independent computations, and error messages."""
 import pytest
 import torch
 
-from saelab.latent_patching import (
+from saelab.sae_patching import (
     LatentEffects,
     attribution_agreement,
     latent_ablation,

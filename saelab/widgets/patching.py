@@ -1,7 +1,7 @@
 """An ipywidgets panel for notebook 03: type a clean and a corrupted prompt and the answer words, see the
 residual-patching heatmap; pick a position to list the SAE latents there that move the answer most.
 
-Controls only: every number comes from `saelab.patching` and `saelab.latent_patching`. Bad input shows a
+Controls only: every number comes from `saelab.patching` and `saelab.sae_patching`. Bad input shows a
 message in the panel. The Patch button is greyed out while the heatmap shows what the boxes say.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import ipywidgets as w
 import matplotlib.pyplot as plt
 
-from saelab import latent_patching, patching
+from saelab import patching, sae_patching
 from saelab.activations import hook_layer
 from saelab.features import logit_effects
 from saelab.sae import SAE
@@ -123,8 +123,8 @@ class PatchingExplorer(w.VBox):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                real = latent_patching.latent_patching(*args)
-                estimate = latent_patching.latent_attribution(*args)
+                real = sae_patching.latent_patching(*args)
+                estimate = sae_patching.latent_attribution(*args)
         except ValueError as err:
             self._say(str(err), error=True)
             return False
