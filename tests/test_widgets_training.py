@@ -18,6 +18,7 @@ def test_train_button_trains_in_the_background_and_draws():
     assert widget.sae.n_latents == 32
     assert bytes(widget.image.value).startswith(b"\x89PNG")
     assert widget.status.value.startswith("Done")
+    assert f"in {widget.history.precision})" in widget.status.value  # the precision it ran in
     assert not widget.train_button.disabled and widget.stop_button.disabled
 
 

@@ -116,8 +116,8 @@ class TrainingWidget:
                 self._draw(history_png(history, title))
                 last_draw[0] = time.perf_counter()
             last = history.last()
-            self.status.value = (f"step {last['step']}/{self.steps.value}: loss {last['loss']:.4g}, "
-                                 f"L0 {last['l0']:.1f}, FVU {last['fvu']:.3f}")
+            self.status.value = (f"step {last['step']}/{self.steps.value} in {history.precision}: "
+                                 f"loss {last['loss']:.4g}, L0 {last['l0']:.1f}, FVU {last['fvu']:.3f}")
             return self.stop_event.is_set()
 
         try:
@@ -134,7 +134,8 @@ class TrainingWidget:
                 return
             self.status.value = (f"{'Stopped' if self.history.stopped else 'Done'} at step {last['step']}: "
                                  f"L0 {last['l0']:.1f}, FVU {last['fvu']:.3f}, dead {last['dead_fraction']:.1%} "
-                                 f"({self.history.tokens_per_s:,.0f} tokens/s). The SAE is in `.sae`.")
+                                 f"({self.history.tokens_per_s:,.0f} tokens/s in {self.history.precision}). "
+                                 f"The SAE is in `.sae`.")
         except Exception as err:  # show it: an exception in a thread would otherwise vanish
             self.status.value = f"Training failed: {type(err).__name__}: {err}"
         finally:
