@@ -294,8 +294,8 @@ def test_04_vector_ones_and_unit_point_the_same_way(nb04):
 
 
 def test_04_before_after_steered_samples_turn_negative(nb04):
-    """ "from the positive context, the unsteered samples stay positive and most steered ones turn negative. The hook
-    lives only inside the `with` block (0 hooks left after it)" """
+    """ "In the tiny world, from the positive context, the unsteered samples stay positive and most steered ones turn
+    negative [...] The hook lives only inside the `with` block (0 hooks left after it)" """
     ba = nb04["before_after"]
     assert ba["sampled, unsteered"] <= 0.25 and ba["sampled, steered"] > 0.5
     assert nb04["hooks_left"] == 0
