@@ -61,8 +61,14 @@ def environment(changes: dict[str, str]):
 
 
 def report(world: str, paths: list[Path]) -> None:
+    from nbclient.exceptions import CellExecutionError
+
     for path in paths:
-        wall, cpu, peak = run_notebook(path)
+        try:
+            wall, cpu, peak = run_notebook(path)
+        except CellExecutionError as err:  # report it and go on with the other notebooks
+            print(f"{world:<8} {path.name:<30} FAILED: {err.ename}: {err.evalue[:120]}", flush=True)
+            continue
         print(f"{world:<8} {path.name:<30} {wall:>8.1f} {cpu:>9.1f} {cpu / 2:>12.1f} {peak / 2**20:>9.0f}", flush=True)
 
 
