@@ -53,8 +53,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-latents", type=int, default=2**15)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 is steadier on a busy machine)")
     args = parser.parse_args()
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(min(args.threads, torch.get_num_threads()))
     with tempfile.TemporaryDirectory() as path:
         model = gpt2_shaped(path)
         torch.manual_seed(1)

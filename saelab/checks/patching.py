@@ -59,7 +59,8 @@ def check_logit_diff(fn: Callable[[torch.Tensor, list[int], list[int]], torch.Te
         return _report(True, "log-probabilities give the same difference as logits (the normaliser cancels).")
     else:
         hint = "take logits[:, -1], pick the columns of each answer set, logsumexp each, subtract."
-    return _report(False, f"expected {[round(v, 3) for v in want.tolist()]}, got {[round(v, 3) for v in got.tolist()]}; {hint}")
+    rounded = lambda t: [round(v, 3) for v in t.tolist()]  # noqa: E731
+    return _report(False, f"expected {rounded(want)}, got {rounded(got)}; {hint}")
 
 
 def check_patch_hook(fn: Callable[..., torch.Tensor]) -> None:
