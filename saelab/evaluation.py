@@ -6,19 +6,20 @@
     loss recovered (L_zero - L_sae) / (L_zero - L_clean): splice the reconstruction into the forward pass
                   at the hook; 1 = as good as the real activation, 0 = as bad as zeroing it
 
-Splicing never touches the BOS position: GPT-2's BOS activation is an outlier the SAE was not trained on,
-and the clean, SAE and zero runs all keep it, so the comparison is about the real tokens.
+Splicing never touches the BOS position: the SAE was not trained on it (its activation is the same vector for
+every text, and on GPT-2 an outlier far larger than the other positions); the clean, SAE and zero runs all keep
+it, so the comparison is about the real tokens.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
 from saelab import metrics
 from saelab.activations import tokenize_texts
-from saelab.metrics import concept_auroc
+from saelab.metrics import concept_auroc, rank_latents
 from saelab.plots import format_table
 from saelab.sae import SAE
 
@@ -132,13 +133,21 @@ def evaluate_sae(model: Any, sae: SAE, acts: torch.Tensor, texts: list[str],
 
 
 # --- latents vs known concepts (tiny world) -----------------------------------------------------
-def concept_latents(latents: torch.Tensor, labels: dict[str, list[str]], top: int = 3
+def concept_latents(latents: torch.Tensor, labels: dict[str, list[str]], top: int = 3,
+                    story_ids: torch.Tensor | None = None, per_story: Sequence[str] = (),
+                    held_out: tuple[torch.Tensor, dict[str, list[str]], torch.Tensor] | None = None
                     ) -> list[dict[str, Any]]:
-    """For every (concept, value), the latents that best detect it among tokens where the concept is known.
+    """For every (concept, value), the `top` latents that detect it best where the concept is known.
 
     latents [n_tokens, n_latents]; labels: concept -> one label per token ("none" = not revealed yet).
-    Returns rows {"concept", "value", "latent", "auroc"}, best first within each (concept, value).
+    Concepts named in `per_story` are story-level: each story (`story_ids` [n_tokens]) is scored once, by the
+    latent's mean over its labelled tokens; the others are ranked per token. With `held_out` = (latents,
+    labels, story_ids) of other stories, the latents are chosen here and their AUROCs measured there.
+    Returns rows {"concept", "value", "ranked", "latent", "auroc_per_story", "auroc_per_token"}.
     """
+    if per_story and story_ids is None:
+        raise ValueError(f"per_story={tuple(per_story)} needs story_ids: one story id per token")
+    test_latents, test_labels, test_ids = held_out if held_out is not None else (latents, labels, story_ids)
     rows = []
     for concept, values in labels.items():
         if len(values) != len(latents):
@@ -146,11 +155,21 @@ def concept_latents(latents: torch.Tensor, labels: dict[str, list[str]], top: in
         for value in sorted(set(values) - {"none"}):
             if not set(values) - {"none", value}:
                 continue  # only one value is ever known: nothing to separate it from
-            scores = concept_auroc(latents, values, value)
-            best = scores.topk(min(top, len(scores)))
-            rows += [{"concept": concept, "value": value, "latent": int(i), "auroc": float(a)}
-                     for a, i in zip(best.values, best.indices)]
+            story_level = concept in per_story
+            order, _ = rank_latents(latents, values, value, story_ids if story_level else None)
+            best = order[:top]
+            per_token = concept_auroc(test_latents[:, best], test_labels[concept], value)
+            per_story_au = (concept_auroc(test_latents[:, best], test_labels[concept], value, test_ids)
+                            if test_ids is not None else torch.full((len(best),), float("nan")))
+            rows += [{"concept": concept, "value": value, "ranked": "per story" if story_level else "per token",
+                      "latent": i, "auroc_per_story": float(s), "auroc_per_token": float(t)}
+                     for i, s, t in zip(best, per_story_au.reshape(-1), per_token.reshape(-1))]
     return rows
+
+
+def story_ids(stories: Sequence[Any]) -> torch.Tensor:
+    """Which story each token of `story_activations(..., stories)` comes from: [n_tokens] (BOS excluded)."""
+    return torch.repeat_interleave(torch.arange(len(stories)), torch.tensor([len(s.words) for s in stories]))
 
 
 # --- exercise: the splice hook ------------------------------------------------------------------------

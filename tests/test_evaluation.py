@@ -3,7 +3,7 @@ import torch
 
 from saelab import metrics
 from saelab.evaluation import (check_splice_hook, concept_latents, lm_loss, lm_loss_recovered,
-                               loss_recovered, sae_metrics, spliced)
+                               loss_recovered, sae_metrics, spliced, story_ids)
 from saelab.activations import tokenize_texts
 from saelab.sae import SAE
 from saelab.tinyworld.generator import generate_stories
@@ -108,8 +108,34 @@ def test_concept_latents_finds_a_planted_detector():
     latents[:, 4] = torch.tensor([5.0 if v == "positive" else 0.0 for v in values])
     rows = concept_latents(latents, {"sentiment": values}, top=2)
     best = {r["value"]: r for r in rows if r["latent"] == 4}
-    assert best["positive"]["auroc"] == 1.0
+    assert best["positive"]["auroc_per_token"] == 1.0 and best["positive"]["ranked"] == "per token"
     assert [r["value"] for r in rows].count("positive") == 2
+
+
+def test_concept_latents_ranks_story_level_concepts_per_story_and_reports_held_out():
+    # 20 stories of 5 tokens; latent 2 fires on ONE token of each negative story: per token a weak detector,
+    # per story a perfect one.
+    ids = torch.arange(20).repeat_interleave(5)
+    labels = ["negative" if i % 2 else "positive" for i in ids.tolist()]
+    latents = torch.zeros(100, 3)
+    latents[(ids % 2 == 1) & (torch.arange(100) % 5 == 0), 2] = 3.0
+    rows = concept_latents(latents, {"sentiment": labels}, top=1, story_ids=ids, per_story=("sentiment",),
+                           held_out=(latents, {"sentiment": labels}, ids))
+    neg = next(r for r in rows if r["value"] == "negative")
+    assert neg["ranked"] == "per story" and neg["latent"] == 2
+    assert neg["auroc_per_story"] == 1.0 and neg["auroc_per_token"] < 0.8
+    flipped = {"sentiment": ["positive" if v == "negative" else "negative" for v in labels]}
+    held = concept_latents(latents, {"sentiment": labels}, top=1, story_ids=ids, per_story=("sentiment",),
+                           held_out=(latents, flipped, ids))  # chosen here, scored there: the held-out labels count
+    assert next(r for r in held if r["value"] == "negative")["auroc_per_story"] == 0.0
+    with pytest.raises(ValueError, match="story_ids"):
+        concept_latents(latents, {"sentiment": labels}, per_story=("sentiment",))
+
+
+def test_story_ids_follow_story_lengths():
+    stories = generate_stories(3, seed=0)
+    ids = story_ids(stories)
+    assert len(ids) == sum(len(s.words) for s in stories) and ids.unique().tolist() == [0, 1, 2]
 
 
 def right_hook(sae):
