@@ -159,7 +159,7 @@ def quality(n_steps: int) -> None:
     """Issue 15's full-size quality guard: the same seeded run in "auto" and "fp32", final FVU / L0 / dead."""
     from saelab import metrics
     from saelab.toy import make_toy_features, sample_toy_data
-    x, _ = sample_toy_data(make_toy_features(4 * D, D, seed=0), 16 * B, sparsity=0.005, seed=1)
+    x, _ = sample_toy_data(make_toy_features(2 * D, D, seed=0), 4 * B, sparsity=0.01, seed=1)
     x = x + 3 * torch.randn(D, generator=torch.Generator().manual_seed(2))  # GPT-2-like: a large mean, outliers
     x[:, :4] *= 10
     print(f"\nquality guard: {n_steps} steps, {D} -> {N}, batch {B}, GPT-2-shaped random activations")
