@@ -7,7 +7,7 @@
 The blog's run (8x, 768 -> 6,144 latents, batches of 4,096, 3,000 steps, 2M activations) takes minutes on a GPU
 and about 4 hours on a 2-core CPU. The CPU budget keeps every lesson of notebook 05 (curves, dead latents and
 resampling, LM loss recovered, the expansion sweep) with smaller batches and fewer steps, so that the whole
-notebook finishes in well under 15 minutes on 2 cores (measured with benchmarks/notebook_runtimes.py).
+notebook finishes within 15 minutes on 2 cores (measure it with benchmarks/notebook_runtimes.py).
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ BUDGETS = {
     # 2 CPU cores (this project's machine, float32: bfloat16 is slower on CPUs without bf16 units): ~1,300
     # activations/s out of DistilGPT2, ~2,100 tokens/s of 768 -> 6,144 training, ~1,000 tokens/s of full forward
     # passes. So ~1.5 min collecting, ~3 min main run, ~4.5 min for the resampling runs and the sweep (6.75 short
-    # runs at 8x cost), ~1 min of LM loss: about 10 minutes in all, measured by benchmarks/notebook_runtimes.py.
+    # runs at 8x cost), ~1 min of LM loss: about 10 minutes in all (an estimate; benchmarks/notebook_runtimes.py measures it).
     # Batches of 1,024 give 4x more steps per token than 4,096; latents silent for 150 steps count as dead.
     "cpu": TrainingBudget("cpu", dict(n_steps=400, batch_size=1024, lr=1e-3, dead_after=150),
                           n_train=120_000, n_eval=10_000, n_eval_texts=24, short_steps=80),
