@@ -89,6 +89,7 @@ VALUES: dict[str, dict[str, str]] = {
         "loss_first_last": "[history.loss[0], history.loss[-1]]", "l0_first_last": "[history.l0[0], history.l0[-1]]",
         "ortho_vs_random": "[history.ortho[-1], random_level]",
         "dead_8x": "dead_8x", "dead_1x": "dead_1x", "fvu_1x": "fvu_1x",
+        "dead_topk": "dead_topk", "fvu_topk": "fvu_topk", "precision": "history.precision",
         "sweep": "{r['expansion']: [r['fvu'], r['dead_fraction'], r['live']] for r in sweep}",
         "sweep_gains": "[r['fvu_gain_last_fifth'] for r in sweep]",
         "concepts": "[[r['concept'], r['value'], r['ranked'], r['auroc_per_story'], r['auroc_per_token']] "
@@ -498,6 +499,24 @@ def test_05_resampling_reinit_does_no_better_at_1x(nb05):
     """'and "reinit" does no better'."""
     dead = nb05["dead_1x"]
     assert dead["reinit"] >= dead["no resampling"]
+
+
+def test_05_resampling_topk_high_loss_leaves_fewer_dead_latents(nb05):
+    """'Take the price away and resampling works: the TopK SAE with "high_loss" resampling ends with fewer dead
+    latents than the same run without it'."""
+    dead = nb05["dead_topk"]
+    assert dead["high_loss"] <= dead["no resampling"] - 0.02
+
+
+def test_05_resampling_topk_about_the_same_fvu(nb05):
+    """'... at about the same FVU' (TopK, with and without resampling)."""
+    fvu = nb05["fvu_topk"]
+    assert abs(fvu["high_loss"] / fvu["no resampling"] - 1) <= 0.1
+
+
+def test_05_training_offline_runs_in_float32(nb05):
+    """'offline we ask for float32, so these numbers are the same on every machine'."""
+    assert nb05["precision"] == "fp32"
 
 
 def test_05_sweep_2x_beats_1x(nb05):
