@@ -12,6 +12,7 @@ notebook finishes within 15 minutes on 2 cores (measure it with benchmarks/noteb
 from __future__ import annotations
 
 import os
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,24 +31,31 @@ class TrainingBudget:
     n_train: int = 0        # activations to train on
     n_eval: int = 0         # held-out activations for L0 / FVU / dead fraction
     n_eval_texts: int = 0   # texts for LM loss recovered (3 forward passes each, per SAE evaluated)
-    short_steps: int = 0    # steps of each resampling run and of each SAE in the expansion sweep
+    short_steps: int = 0    # steps of each continued 8x run in the resampling comparison
+    resample_steps: int = 0  # steps of each 1x SAE trained from scratch with / without resampling
+    topk_steps: int = 0     # steps of each TopK SAE trained from scratch with / without resampling
+    sweep_steps: int = 0    # steps of each SAE in the expansion sweep
+    sweep_expansions: tuple[int, ...] = (1, 2, 4, 8)
     why: str = ""           # one line for the notebook: which budget and why
 
 
 BUDGETS = {
     # The blog's configuration: 3,000 steps x 4,096 tokens is 12M tokens, 6 epochs of 2M activations.
     "gpu": TrainingBudget("gpu", dict(n_steps=3000, batch_size=4096, lr=5e-4, dead_after=1000),
-                          n_train=2_000_000, n_eval=100_000, n_eval_texts=200, short_steps=1000),
-    # 2 CPU cores (this project's machine, float32: bfloat16 is slower on CPUs without bf16 units): ~1,300
-    # activations/s out of DistilGPT2, ~2,100 tokens/s of 768 -> 6,144 training, ~1,000 tokens/s of full forward
-    # passes. So ~1.5 min collecting, ~3 min main run, ~4.5 min for the resampling runs and the sweep (6.75 short
-    # runs at 8x cost), ~1 min of LM loss: about 10 minutes in all (an estimate; benchmarks/notebook_runtimes.py measures it).
-    # Batches of 1,024 give 4x more steps per token than 4,096; latents silent for 150 steps count as dead.
-    "cpu": TrainingBudget("cpu", dict(n_steps=400, batch_size=1024, lr=1e-3, dead_after=150),
-                          n_train=120_000, n_eval=10_000, n_eval_texts=24, short_steps=80),
+                          n_train=2_000_000, n_eval=100_000, n_eval_texts=200, short_steps=1000,
+                          resample_steps=4000, topk_steps=3000, sweep_steps=3000, sweep_expansions=(1, 2, 4, 8, 16)),
+    # 2 CPU cores in float32 (bfloat16 is slower on CPUs without bf16 units; "auto" measures): ~1,300 activations/s
+    # out of DistilGPT2, ~2,100 tokens/s of 768 -> 6,144 training (a step of 1,024 is ~0.5 s), ~1,000 tokens/s of
+    # full forward passes. In steps of the 8x SAE: main run 300, continued runs 3 x 40, 1x runs 3 x 200 / 8, TopK
+    # runs 2 x 100, sweep 200 x (1 + 2 + 4) / 8: ~870 steps, ~7 min; plus ~1 min collecting and ~1 min of LM loss.
+    # benchmarks/notebook_runtimes.py measures the whole notebook. Latents silent for 150 steps count as dead.
+    "cpu": TrainingBudget("cpu", dict(n_steps=300, batch_size=1024, lr=1e-3, dead_after=150),
+                          n_train=80_000, n_eval=10_000, n_eval_texts=24, short_steps=40,
+                          resample_steps=200, topk_steps=100, sweep_steps=200, sweep_expansions=(1, 2, 4)),
     # CI: every cell runs, nothing is learned.
     "smoke": TrainingBudget("smoke", dict(n_steps=20, batch_size=256, lr=1e-3, dead_after=8),
-                            n_train=6_000, n_eval=1_024, n_eval_texts=4, short_steps=10),
+                            n_train=6_000, n_eval=1_024, n_eval_texts=4, short_steps=10,
+                            resample_steps=12, topk_steps=8, sweep_steps=8, sweep_expansions=(1, 2)),
 }
 
 
@@ -72,5 +80,5 @@ def training_budget(device: str | torch.device | None = None) -> TrainingBudget:
             "smoke": "a tiny smoke-test budget (for CI: the numbers below mean nothing)"}[name]
     c = b.cfg
     why = (f"Budget '{name}' because {reason}: {what}, {c['n_steps']:,} steps of {c['batch_size']:,} "
-           f"activations from {b.n_train:,} collected, {b.short_steps:,} steps per resampling / sweep run.")
-    return TrainingBudget(b.name, dict(c), b.n_train, b.n_eval, b.n_eval_texts, b.short_steps, why)
+           f"activations from {b.n_train:,} collected, {b.sweep_steps:,} steps per SAE in the size sweep.")
+    return dataclasses.replace(b, cfg=dict(c), why=why)
