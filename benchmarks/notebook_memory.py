@@ -13,8 +13,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from notebook_runtimes import run_notebook  # one way to run a notebook and read its kernel's peak RSS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,28 +47,6 @@ print(json.dumps({"peak": peak()}))
 """
 
 
-def kernel_peak_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
-
-
-def run_notebook(path: Path) -> tuple[float, int]:
-    """Execute a notebook cell by cell in a fresh kernel; return (seconds, kernel peak RSS in bytes)."""
-    import nbformat
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=900, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
-    start = time.perf_counter()
-    with client.setup_kernel():
-        pid = client.km.provisioner.process.pid
-        for index, cell in enumerate(nb.cells):
-            client.execute_cell(cell, index)
-        peak = kernel_peak_bytes(pid)
-    return time.perf_counter() - start, peak
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-notebooks", action="store_true")
@@ -78,7 +57,7 @@ def main() -> None:
     if not args.skip_notebooks:
         print(f"{'notebook (offline, tiny world)':<34} {'seconds':>8} {'peak RSS MiB':>13} {'< 2 GiB':>8}")
         for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
-            seconds, peak = run_notebook(path)
+            seconds, _, peak = run_notebook(path)
             print(f"{path.name:<34} {seconds:>8.1f} {peak / 2**20:>13.0f} {'yes' if peak < 2**31 else 'NO':>8}",
                   flush=True)
     if not args.skip_gpt2:
