@@ -262,3 +262,19 @@ def test_tiny_world_steering_turns_he_is_such_a_negative():
 def test_rank_sentiment_latents_rejects_a_bad_sentiment(model, sae):
     with pytest.raises(ValueError, match="'positive' or 'negative'"):
         steering.rank_sentiment_latents(model, sae, sentiment="angry")
+
+
+def test_panel_generate_again_draws_new_samples(model, sae):
+    """A second press must show new samples (a student pressing Generate expects fresh ones), and each run's
+    message names the seed that reproduces it."""
+    from saelab.widgets.steering import SteeringPanel
+
+    panel = SteeringPanel(model, sae, prompt="he is", latents=[3], scale=5, max_new_tokens=6)
+    panel.n.value, panel.temperature.value = 3, 1.0
+    panel.generate()
+    first, first_message = panel.table.value, panel.message.value
+    panel.generate()
+    assert "seed 0" in first_message and "seed 1" in panel.message.value
+    assert panel.table.value != first
+    panel.generate(seed=0)  # the seed in the message gives the same samples back
+    assert panel.table.value == first

@@ -112,6 +112,7 @@ class SteeringPanel:
         self.table.value = steering.side_by_side_html(v["prompt"], cols)
         self._say(f"latents {latents}, magnitudes '{self.mode.value}', |vector| = {vector.norm():.2f}, "
                   f"scale {v['scale']:g}, seed {v['seed']}")
+        self.seed.value = v["seed"] + 1  # the next press draws new samples; the message names this run's seed
 
     def sweep(self, n_scales: int = 6, **overrides: Any) -> None:
         """A small sweep from 0 to the chosen scale: share of negative samples and fluency."""
