@@ -20,7 +20,7 @@ import torch
 
 from saelab.activations import hook_activations, hook_layer
 from saelab.metrics import auroc, concept_auroc, last_rows
-from saelab.models import to_tokens
+from saelab.models import check_position, to_tokens
 from saelab.plots import format_table
 from saelab.sae import SAE
 
@@ -100,9 +100,7 @@ def top_features(model: Any, sae: SAE, prompt: str | torch.Tensor, k: int = 10, 
     tokens = _as_tokens(model, prompt)
     n = tokens.shape[1]
     check_context(sae, n - 1)
-    if isinstance(position, bool) or not isinstance(position, int) or not -n <= position < n:
-        raise ValueError(f"position must be an integer from {-n} to {n - 1} for this {n}-token prompt "
-                         f"(0 is BOS, -1 the last token); got {position!r}")
+    check_position(position, n)
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}")
     x = hook_activations(model, _hook(sae), tokens, stop_early)[0, position]

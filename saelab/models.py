@@ -164,3 +164,11 @@ def unknown_words(tokenizer: Any, text: str) -> list[str]:
     words = [text[a:b].strip() for tok, (a, b) in zip(encoding["input_ids"], encoding["offset_mapping"])
              if tok == unk_id]
     return list(dict.fromkeys(words))  # each unknown word once, in order
+
+
+def check_position(position: Any, n_pos: int) -> int:
+    """`position` as an index from 0 (BOS) to n_pos - 1, or a ValueError saying which positions exist."""
+    if isinstance(position, bool) or not isinstance(position, int) or not -n_pos <= position < n_pos:
+        raise ValueError(f"position must be an integer from {-n_pos} to {n_pos - 1} for this {n_pos}-token "
+                         f"prompt (0 is BOS, -1 the last token); got {position!r}")
+    return position % n_pos

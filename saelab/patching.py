@@ -19,7 +19,8 @@ from unittest import mock
 
 import torch
 
-from saelab.models import to_tokens
+from saelab.features import _as_tokens
+from saelab.models import check_position
 
 # The notebook's prompt pair per world, and its answer words (each must be one token of the model).
 PROMPTS = {"tiny-world": ("i love him. he is such a", "i hate him. he is such a"),
@@ -92,16 +93,13 @@ def logit_diff_metric(model: Any, positive_words: Sequence[str] | str = POSITIVE
 
 # --- prompts ------------------------------------------------------------------------------------------
 def _tokens(model: Any, prompt: str | torch.Tensor, name: str) -> torch.Tensor:
-    """Token ids [1, pos] of a prompt given as text (BOS prepended) or as ids [pos] / [1, pos]."""
-    if isinstance(prompt, str):
-        return to_tokens(model, prompt).to(model.cfg.device)
-    tokens = torch.as_tensor(prompt)
-    if tokens.dim() == 2 and tokens.shape[0] != 1:
-        raise ValueError(f"the {name} prompt has {tokens.shape[0]} rows; patch one prompt pair at a time")
-    tokens = tokens.reshape(1, -1).long()
-    if not 1 <= tokens.shape[1] <= model.cfg.n_ctx:
-        raise ValueError(f"the {name} prompt needs 1 to {model.cfg.n_ctx} token ids; got {tokens.shape[1]}")
-    return tokens.to(model.cfg.device)
+    """Token ids [1, pos] of the `name` prompt, on the model's device (`features._as_tokens`, one prompt only)."""
+    if not isinstance(prompt, str) and torch.as_tensor(prompt).dim() == 2 and len(prompt) != 1:
+        raise ValueError(f"the {name} prompt has {len(prompt)} rows; patch one prompt pair at a time")
+    try:
+        return _as_tokens(model, prompt).long().to(model.cfg.device)
+    except ValueError as err:
+        raise ValueError(f"the {name} prompt: {err}") from None
 
 
 def pair_tokens(model: Any, clean: str | torch.Tensor, corrupted: str | torch.Tensor
@@ -115,14 +113,6 @@ def pair_tokens(model: Any, clean: str | torch.Tensor, corrupted: str | torch.Te
             f"{corrupted_tokens.shape[1]}: {model.to_str_tokens(corrupted_tokens[0])}. "
             "Swap a word for one that is also a single token.")
     return clean_tokens, corrupted_tokens
-
-
-def check_position(position: Any, n_pos: int) -> int:
-    """`position` as an index from 0 (BOS) to n_pos - 1, or a ValueError saying which positions exist."""
-    if isinstance(position, bool) or not isinstance(position, int) or not -n_pos <= position < n_pos:
-        raise ValueError(f"position must be an integer from {-n_pos} to {n_pos - 1} for these {n_pos}-token "
-                         f"prompts (0 is BOS, -1 the last token); got {position!r}")
-    return position % n_pos
 
 
 def _metric_values(metric: Metric, logits: torch.Tensor) -> torch.Tensor:

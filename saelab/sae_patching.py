@@ -19,7 +19,9 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from saelab.patching import Metric, _metric_values, check_position, normaliser, pair_tokens
+from saelab.features import _hook
+from saelab.models import check_position
+from saelab.patching import Metric, _metric_values, normaliser, pair_tokens
 from saelab.plots import format_table
 from saelab.sae import SAE
 
@@ -87,12 +89,6 @@ def _run(model: Any, sae: SAE, tokens: torch.Tensor, metric: Metric) -> _Run:
     latents = sae.activate(sae.encode_pre_act(x))
     scale = info["std"][:, 0] if sae.normalize else torch.ones(len(x), device=x.device)
     return _Run(float(_metric_values(metric, logits)[0]), latents, scale)
-
-
-def _hook(sae: SAE) -> str:
-    if sae.hook_name is None:
-        raise ValueError("this SAE does not know which hook it reads; set sae.hook_name = 'blocks.L.hook_...'")
-    return sae.hook_name
 
 
 def _setup(model: Any, sae: SAE, clean: Any, corrupted: Any, metric: Metric, position: int):
@@ -179,15 +175,12 @@ def latent_attribution(model: Any, sae: SAE, clean: str | torch.Tensor, corrupte
     norm = normaliser(c.metric, k.metric)
     leaf: list[torch.Tensor] = []
 
-    def hook(activation: torch.Tensor, hook: Any) -> torch.Tensor:
-        x, info = sae.preprocess(activation.detach().to(sae.pre_bias.dtype))
-        z = sae.activate(sae.encode_pre_act(x)).detach()
-        error = activation.detach() - sae.decode(z, info)
-        leaf.append(z.requires_grad_(True))
-        return (sae.decode(z, info) + error).to(activation.dtype)
+    def as_leaf(z: torch.Tensor) -> torch.Tensor:  # the spliced latents become the leaf we differentiate by
+        leaf.append(z.detach().requires_grad_(True))
+        return leaf[-1]
 
     with torch.enable_grad():
-        logits = model.run_with_hooks(tokens, fwd_hooks=[(_hook(sae), hook)])
+        logits = model.run_with_hooks(tokens, fwd_hooks=[(_hook(sae), sae_splice_hook(sae, as_leaf))])
         values = metric(logits)
         if not values.requires_grad:
             raise ValueError("the metric does not depend on the model's logits through autograd; "

@@ -269,7 +269,7 @@ def rank_sentiment_latents(model: Any, sae: SAE, n_prompts: int = 40, start: int
     ("i hate him. he is such a" vs "i love him. he is such a": `n_prompts` of each, `prompts.tinyworld_prompts`),
     ties broken by the mean difference; and the AUROC of every latent [n_latents]. That last token is where the
     sentiment is known and where the model is about to write a sentiment word: the place steering acts on."""
-    from saelab.features import collect_latents
+    from saelab.features import _rank, collect_latents
     from saelab.prompts import tinyworld_prompts
 
     if sentiment not in ("positive", "negative"):
@@ -281,8 +281,7 @@ def rank_sentiment_latents(model: Any, sae: SAE, n_prompts: int = 40, start: int
     labels = [sentiment] * n_prompts + [other] * n_prompts
     _, auroc = metrics.rank_latents(scores, labels, sentiment)
     diff = scores[:n_prompts].mean(0) - scores[n_prompts:].mean(0)
-    order = sorted(range(sae.n_latents), key=lambda i: (float(auroc[i]), float(diff[i])), reverse=True)
-    return order, auroc
+    return _rank(auroc, diff, "auroc"), auroc
 
 
 # --- exercise check ---------------------------------------------------------------------------------------------
