@@ -502,8 +502,9 @@ def test_05_resampling_reinit_does_no_better_at_1x(nb05):
 
 
 def test_05_resampling_topk_high_loss_leaves_fewer_dead_latents(nb05):
-    """'Take the price away and resampling works: the TopK SAE with "high_loss" resampling ends with fewer dead
-    latents than the same run without it'."""
+    """'Take the price away and resampling works in the tiny world too: the TopK SAE with "high_loss" resampling
+    ends with fewer dead latents than the same run without it' (and the summary: 'a TopK SAE ... ends with fewer
+    dead latents when resampled')."""
     dead = nb05["dead_topk"]
     assert dead["high_loss"] <= dead["no resampling"] - 0.02
 
