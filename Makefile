@@ -1,13 +1,20 @@
 # Two commands do all set-up on a fresh machine (Python 3.11 + make):
 #   make course   executes every notebook headless on the bundled offline model -> build/
-#   make test     runs the unit tests and every notebook (nbval), offline and online against a local stand-in
+#   make test     runs the unit tests, the claim tests twice (native; another CPU code path + seed offset),
+#                 every notebook (nbval) offline and online against a local stand-in, and the browser test
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.saelab-installed
-OFFLINE := SAELAB_OFFLINE=1 MPLBACKEND=Agg
+# Kernels draw with matplotlib's inline backend: never MPLBACKEND=Agg here, or executed notebooks hold no figures.
+OFFLINE := SAELAB_OFFLINE=1
+# Test runs: a reference solution that stops passing its check fails the run instead of printing "not yet".
+STRICT  := SAELAB_CHECKS_STRICT=1
+# The claim tests' second run: another float32 code path (ATen and MKL kernels), other seeds, one thread.
+SECOND_PATH := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2
+SECOND_RUN  := $(SECOND_PATH) SAELAB_SEED=1000 OMP_NUM_THREADS=1
 
-.PHONY: course test unit notebooks notebooks-online lab bench browser clean
+.PHONY: course test unit claims-second-path notebooks notebooks-online lab bench browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,20 +31,26 @@ course: $(STAMP)
 	$(BIN)/jupyter nbconvert --to html --output-dir build/html build/notebooks/*.ipynb
 	@echo "Executed notebooks are in build/notebooks/, HTML pages in build/html/"
 
-test: unit notebooks notebooks-online browser
+test: unit claims-second-path notebooks notebooks-online browser
 
+# Unit tests and the claim tests (tests/claims: each notebook executed once, every result sentence checked), natively.
 unit: $(STAMP)
-	$(OFFLINE) $(BIN)/python -m pytest tests -q --ignore=tests/browser
+	$(OFFLINE) $(STRICT) $(BIN)/python -m pytest tests -q --ignore=tests/browser
+
+# The claim tests again on another CPU code path, with another seed offset and one thread per kernel.
+claims-second-path: $(STAMP)
+	$(BIN)/python -m tests.claims.codepath $(SECOND_PATH)
+	$(OFFLINE) $(STRICT) $(SECOND_RUN) $(BIN)/python -m pytest tests/claims -q -p no:cacheprovider
 
 notebooks: $(STAMP)
-	$(OFFLINE) $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks -q -p no:cacheprovider
+	$(OFFLINE) $(STRICT) $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks -q -p no:cacheprovider
 
 # Every notebook's online branch (GPT-2 / DistilGPT2 + OpenAI's SAEs + a hub dataset) against a local stand-in:
 # random weights in a Hugging Face cache (HF_HUB_OFFLINE=1), SAEs served on 127.0.0.1 (SAELAB_OPENAI_SAE_URL),
 # a local text set (SAELAB_TEXTS), a fresh SAELAB_CACHE under build/, SAELAB_OFFLINE unset and
 # SAELAB_BUDGET=smoke. Built once under build/standin/ (~2 GB, ~1.5 min), then reused.
 notebooks-online: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m tests.standin run --budget smoke -- \
+	$(STRICT) SAELAB_REQUIRE_ONLINE=1 $(BIN)/python -m tests.standin run --budget smoke -- \
 		$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks -q -p no:cacheprovider
 
 lab: $(STAMP)

@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--skip-gpt2", action="store_true")
     args = parser.parse_args()
     os.environ["SAELAB_OFFLINE"] = "1"
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.pop("MPLBACKEND", None)  # Agg in a kernel would swallow every figure
     if not args.skip_notebooks:
         print(f"{'notebook (offline, tiny world)':<34} {'seconds':>8} {'peak RSS MiB':>13} {'< 2 GiB':>8}")
         for path in sorted((ROOT / "notebooks").glob("*.ipynb")):

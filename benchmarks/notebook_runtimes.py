@@ -83,7 +83,7 @@ def main() -> None:
     paths = sorted((ROOT / "notebooks").glob("*.ipynb"))
     if args.notebooks:
         paths = [p for p in paths if p.name in args.notebooks or p.stem in args.notebooks]
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.pop("MPLBACKEND", None)  # Agg in a kernel would swallow every figure
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     print(f"{'world':<8} {'notebook':<30} {'wall s':>8} {'kernel CPU s':>9} {'CPU s / 2':>12} {'peak MiB':>9}")
     if not args.online_only:

@@ -32,10 +32,68 @@ def test_notebook_opens_in_colab_and_installs_only_there(name):
 
 
 @pytest.mark.parametrize("name", course.NOTEBOOKS)
-def test_notebook_is_stored_without_errors(name):
-    for cell in load(name)["cells"]:
-        for output in cell.get("outputs", []):
-            assert output.get("output_type") != "error", f"{name} has a stored error"
+def test_notebook_is_stored_without_outputs(name):
+    """Stored clean: no outputs, no execution counts (so no stale numbers and never a stored error)."""
+    for i, cell in enumerate(load(name)["cells"]):
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [] and cell.get("execution_count") is None, f"{name} cell {i} has outputs"
+
+
+def headings(cell, level):
+    """The markdown headings of exactly `level` hashes in a cell."""
+    return [line[level + 1:].strip() for line in source(cell).splitlines()
+            if line.startswith("#" * level + " ")]
+
+
+@pytest.mark.parametrize("name", course.NOTEBOOKS)
+def test_sections_are_numbered_1_to_n_in_order(name):
+    sections = [h for c in load(name)["cells"] if c["cell_type"] == "markdown" for h in headings(c, 2)]
+    numbered = [h for h in sections if h[:1].isdigit()]
+    assert numbered, f"{name} has no numbered sections"
+    numbers = [int(h.split(".")[0]) for h in numbered]
+    assert numbers == list(range(1, len(numbers) + 1)), f"{name}: sections numbered {numbers}"
+    assert set(sections) - set(numbered) <= {"Summary"}, f"{name}: unnumbered sections {set(sections) - set(numbered)}"
+    assert sections[-1] == "Summary", f"{name} ends with a Summary section"
+
+
+def exercises(nb):
+    """(heading cell index, stub cell, solution cell) for every exercise of a notebook."""
+    cells, found = nb["cells"], []
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] == "markdown" and any("Exercise" in h for h in headings(cell, 3)):
+            code = [c for c in cells[i + 1:i + 6] if c["cell_type"] == "code"]
+            found.append((i, code[0] if code else None, code[1] if len(code) > 1 else None))
+    return found
+
+
+@pytest.mark.parametrize("name", course.NOTEBOOKS)
+def test_each_exercise_has_a_goal_a_check_and_a_folded_solution(name):
+    nb = load(name)
+    for i, stub, solution in exercises(nb):
+        text = source(nb["cells"][i])
+        assert "**Goal:**" in text, f"{name} cell {i}: the exercise states no goal"
+        assert stub is not None and "check_" in source(stub), f"{name} cell {i}: no stub that calls a check"
+        assert "NotImplementedError" in source(stub) or "TODO" in source(stub), f"{name} cell {i}: the stub is solved"
+        assert solution is not None and source(solution).startswith("# @title Solution"), \
+            f"{name} cell {i}: no solution cell after the stub (first line '# @title Solution')"
+        assert solution["metadata"].get("jupyter", {}).get("source_hidden") is True, \
+            f"{name} cell {i}: the solution is not folded in JupyterLab"
+        assert solution["metadata"].get("cellView") == "form", f"{name} cell {i}: the solution is not folded in Colab"
+        check_calls = [w.split("(")[0] for w in source(stub).split() if w.startswith("check_")]
+        assert any(c in source(solution) for c in check_calls), f"{name} cell {i}: the solution does not run the check"
+
+
+def test_the_course_has_at_least_12_exercises():
+    assert sum(len(exercises(load(n))) for n in course.NOTEBOOKS) >= 12
+
+
+@pytest.mark.parametrize("name", course.NOTEBOOKS)
+def test_every_solution_cell_is_an_exercise_solution(name):
+    """No solution sits in plain view: every '# @title Solution' cell is folded, every folded cell is a solution."""
+    for i, cell in enumerate(load(name)["cells"]):
+        folded = cell["metadata"].get("jupyter", {}).get("source_hidden") is True
+        titled = cell["cell_type"] == "code" and source(cell).startswith("# @title Solution")
+        assert folded == titled, f"{name} cell {i}: a solution must be both titled and folded"
 
 
 def test_every_notebook_is_listed():

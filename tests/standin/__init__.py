@@ -45,7 +45,7 @@ def standin_env(root: Path, url: str, cache: Path, budget: str | None = "smoke")
     env.update({
         "HF_HOME": str(Path(root) / "hf"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
         "HF_HUB_DISABLE_TELEMETRY": "1", "SAELAB_OPENAI_SAE_URL": url, "SAELAB_CACHE": str(cache),
-        "SAELAB_TEXTS": str(Path(root) / "texts.jsonl"), "MPLBACKEND": env.get("MPLBACKEND", "Agg"),
+        "SAELAB_TEXTS": str(Path(root) / "texts.jsonl"),
     })
     if budget:
         env["SAELAB_BUDGET"] = budget

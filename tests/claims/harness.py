@@ -1,0 +1,72 @@
+"""Run a notebook offline, exactly as a student would, and read values out of its kernel for the claim tests.
+
+Each notebook runs once per test session in a fresh kernel (tiny world, `SAELAB_OFFLINE=1`,
+`SAELAB_CHECKS_STRICT=1` so every reference solution must pass its check). A first cell counts every matplotlib
+figure the notebook creates; after the run the images in the executed notebook (cell outputs and widget output
+areas) are counted, so a figure that would not reach `build/` fails a test. `SAELAB_SEED`, `OMP_NUM_THREADS` and
+the CPU code path reach the kernel through the environment (the Makefile's second claim run sets them).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ROOT / "notebooks"
+
+_REGISTERED: dict[str, dict[str, str]] = {}
+_RESULTS: dict[str, dict] = {}
+
+COUNT_FIGURES = """\
+import matplotlib.figure as _saelab_mfig
+_saelab_figures_created = [0]
+_saelab_figure_init = _saelab_mfig.Figure.__init__
+def _saelab_counting_init(self, *args, **kwargs):
+    _saelab_figures_created[0] += 1
+    _saelab_figure_init(self, *args, **kwargs)
+_saelab_mfig.Figure.__init__ = _saelab_counting_init
+"""
+
+
+def register(name: str, values: dict[str, str]) -> None:
+    """Declare which expressions (evaluated in the executed notebook's kernel, JSON-able) the claims of `name` need."""
+    _REGISTERED.setdefault(name, {}).update(values)
+
+
+def count_images(nb: nbformat.NotebookNode) -> int:
+    """PNG/SVG images in an executed notebook: cell outputs plus the outputs stored in widget output areas."""
+    def images(outputs) -> int:
+        return sum(1 for o in outputs if any(k in o.get("data", {}) for k in ("image/png", "image/svg+xml")))
+
+    n = sum(images(c.get("outputs", [])) for c in nb.cells if c.cell_type == "code")
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    return n + sum(images(w.get("state", {}).get("outputs", [])) for w in state.values())
+
+
+def notebook_values(name: str) -> dict:
+    """Run notebook `name` offline (once per session); return its registered values plus figure counts."""
+    if name not in _RESULTS:
+        wanted = dict(_REGISTERED.get(name, {}))
+        wanted["__figures_created__"] = "_saelab_figures_created[0]"
+        nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+        probe = "import json as _json\nprint('@@VALUES@@' + _json.dumps({%s}))" % ", ".join(
+            f"{key!r}: {expr}" for key, expr in wanted.items())
+        nb.cells.insert(0, nbformat.v4.new_code_cell(COUNT_FIGURES))
+        nb.cells.append(nbformat.v4.new_code_cell(probe))
+        os.environ["SAELAB_OFFLINE"] = "1"
+        os.environ["SAELAB_CHECKS_STRICT"] = "1"
+        if os.environ.get("MPLBACKEND", "").lower() == "agg":  # Agg in the kernel would swallow every figure
+            del os.environ["MPLBACKEND"]
+        NotebookClient(nb, timeout=900, kernel_name="python3",
+                       resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+        text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
+        values = json.loads(text.split("@@VALUES@@", 1)[1])
+        nb.cells.pop()
+        nb.cells.pop(0)
+        values["__images__"] = count_images(nb)
+        _RESULTS[name] = values
+    return _RESULTS[name]
