@@ -1,6 +1,7 @@
 """Where each notebook picks its world: GPT-2 + OpenAI's SAE when they load, else the offline tiny world."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,8 @@ from saelab.sae import SAE
 # The one repository setting: the Colab badges and Colab install cells are built from it.
 GITHUB_REPO = "saelab/saelab"
 GITHUB_BRANCH = "main"
+# Test runs of the online notebooks set this: load_world then raises instead of falling back to the tiny world.
+REQUIRE_ONLINE = "SAELAB_REQUIRE_ONLINE"
 NOTEBOOKS = ("01_sae_theory.ipynb", "02_finding_features.ipynb", "03_activation_patching.ipynb",
              "04_steering.ipynb", "05_training_saes.ipynb")
 
@@ -23,6 +26,15 @@ def colab_url(notebook: str) -> str:
 def pip_install_url() -> str:
     """What Colab's setup cell installs."""
     return f"git+https://github.com/{GITHUB_REPO}.git"
+
+
+class OnlineWorldError(RuntimeError):
+    """SAELAB_REQUIRE_ONLINE=1 is set and the online world could not be loaded (the message says why)."""
+
+
+def online_required() -> bool:
+    """True when SAELAB_REQUIRE_ONLINE asks load_world to fail rather than fall back to the tiny world."""
+    return os.environ.get(REQUIRE_ONLINE, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 @dataclass
@@ -47,7 +59,11 @@ class World:
 
 def load_world(model: str = "gpt2", sae_size: str = "auto", with_sae: bool = True,
                device: str | None = None) -> World:
-    """GPT-2 (or `model`) with OpenAI's layer-8 SAE when online, else the tiny world with its bundled SAE."""
+    """GPT-2 (or `model`) with OpenAI's layer-8 SAE when online, else the tiny world with its bundled SAE.
+
+    With SAELAB_REQUIRE_ONLINE=1 (the test runs of the online notebooks) a failure raises `OnlineWorldError`
+    with the reason instead of falling back, so a run that was meant to be online cannot pass offline.
+    """
     from saelab.pretrained import load_openai_sae, load_sae
 
     if not is_offline():
@@ -56,8 +72,17 @@ def load_world(model: str = "gpt2", sae_size: str = "auto", with_sae: bool = Tru
             sae = load_openai_sae(8, "resid_post_mlp", sae_size, device=device) if with_sae else None
             return World(model, lm, sae, why="(online)")
         except (ModelLoadError, DownloadError, ValueError) as err:
+            if online_required():
+                raise OnlineWorldError(
+                    f"{REQUIRE_ONLINE}=1 is set, so load_world does not fall back to the tiny world, but the "
+                    f"online world ({model}{' + OpenAI SAE' if with_sae else ''}) failed to load: "
+                    f"{type(err).__name__}: {err} Fix that, or unset {REQUIRE_ONLINE} to allow the fallback."
+                ) from err
             why = f"{model} could not be loaded ({str(err).split('. ')[0]}), so we use the offline tiny world."
     else:
+        if online_required():
+            raise OnlineWorldError(f"{REQUIRE_ONLINE}=1 and SAELAB_OFFLINE=1 are both set: the online world is "
+                                   "required but network use is forbidden. Unset one of the two.")
         why = "SAELAB_OFFLINE=1 is set, so we use the bundled offline tiny world."
     lm = load_model("tiny-world", device=device)
     sae = load_sae("tiny-world", device=device) if with_sae else None
