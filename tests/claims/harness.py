@@ -38,9 +38,11 @@ def register(name: str, values: dict[str, str]) -> None:
 
 
 def count_images(nb: nbformat.NotebookNode) -> int:
-    """PNG/SVG images in an executed notebook: cell outputs plus the outputs stored in widget output areas."""
+    """Images in an executed notebook: PNG/SVG outputs and data-URI images in HTML, in cells and widget output areas."""
     def images(outputs) -> int:
-        return sum(1 for o in outputs if any(k in o.get("data", {}) for k in ("image/png", "image/svg+xml")))
+        data = [o.get("data", {}) for o in outputs]
+        return (sum(1 for d in data if "image/png" in d or "image/svg+xml" in d)  # a figure shown as an image
+                + sum("".join(d.get("text/html", "")).count("data:image/png;base64") for d in data))  # inside a card
 
     n = sum(images(c.get("outputs", [])) for c in nb.cells if c.cell_type == "code")
     state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
