@@ -13,6 +13,11 @@ Dead latents: `sae.stats_last_nonzero[i]` counts the steps since latent i last f
 loss (`aux_k` > 0): the `aux_k` strongest dead latents must reconstruct what the live ones missed, which
 gives them gradient without moving them by hand.
 
+A target distinct from the input (`target=`): the SAE then reads x and reconstructs y, e.g. a *transcoder*
+that reads an MLP's input and writes its output. Pass a tensor `target` aligned row for row with a tensor `data`,
+or stream (input, target) pairs. The shared `pre_bias` becomes the output bias (initialised at the target mean);
+the free `latent_bias` absorbs any input offset. Without a target everything is exactly as before.
+
 Precision (`saelab.precision`): with "bf16" / "fp16" only the forward pass runs under torch.autocast, so the
 matmuls run in reduced precision; parameters, Adam state, the decoder-norm constraint, the metrics, the
 orthogonality and resampling stay float32. "auto" (the default) times a few steps of the real shapes once per
@@ -101,10 +106,40 @@ def iterate_batches(data: torch.Tensor | Iterable[torch.Tensor], batch_size: int
             yield data[perm[i:i + batch_size]]
 
 
+def iterate_pairs(data: torch.Tensor | Iterable, target: torch.Tensor | None, batch_size: int,
+                  seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (input, target) batches: the same seeded reshuffle of two aligned tensors, or a stream of pairs."""
+    if target is None:
+        for item in iterate_batches(data, batch_size, seed):
+            if isinstance(item, (tuple, list)):
+                if len(item) != 2:
+                    raise ValueError(f"a streamed item must be a batch or an (input, target) pair; got "
+                                     f"{len(item)} tensors")
+                yield item[0], item[1]
+            else:
+                yield item, item
+        return
+    if not torch.is_tensor(data) or not torch.is_tensor(target):
+        raise ValueError("target= must be a tensor aligned with a tensor `data`; to stream, yield (input, target) "
+                         "pairs from `data` and leave target=None")
+    data, target = data.reshape(-1, data.shape[-1]), target.reshape(-1, target.shape[-1])
+    if len(data) != len(target):
+        raise ValueError(f"data has {len(data)} rows but target has {len(target)}; pass one target row per "
+                         "input row (e.g. MLP input and MLP output of the same tokens)")
+    batch_size = min(batch_size, len(data))
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        perm = torch.randperm(len(data), generator=g)
+        for i in range(0, len(data) - batch_size + 1, batch_size):
+            rows = perm[i:i + batch_size]
+            yield data[rows], target[rows]
+
+
 # --- dead latents ------------------------------------------------------------------------------
 @torch.no_grad()
 def resample_dead_latents(sae: SAE, optimizer: torch.optim.Optimizer | None, dead: torch.Tensor,
-                          x: torch.Tensor, strategy: str = "high_loss", seed: int = 0) -> int:
+                          x: torch.Tensor, strategy: str = "high_loss", seed: int = 0,
+                          target: torch.Tensor | None = None) -> int:
     """Give the latents where `dead` [n_latents] is True new directions; return how many.
 
     "reinit":    random unit decoder column, encoder row = the same direction (as at init).
@@ -112,7 +147,8 @@ def resample_dead_latents(sae: SAE, optimizer: torch.optim.Optimizer | None, dea
                  proportional to its squared reconstruction error (Anthropic, 2023); encoder row =
                  that direction * 0.2 * mean norm of the live encoder rows.
     Both zero the latent's bias, its steps-since-fired counter and its Adam moments.
-    x [batch, d_model] must already be preprocessed (`sae.preprocess`).
+    x [batch, d_model] must already be preprocessed (`sae.preprocess`). With a `target` (a transcoder) the
+    error is measured against it, the decoder column points at the target and the encoder row at the input.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}; got {strategy!r}")
@@ -125,14 +161,18 @@ def resample_dead_latents(sae: SAE, optimizer: torch.optim.Optimizer | None, dea
         directions = F.normalize(torch.randn(len(idx), sae.d_model, generator=g), dim=-1).to(W_dec)
         enc_rows = directions
     else:
+        y = x if target is None else target
         x_hat = sae.decoder(sae.activate(sae.encode_pre_act(x))) + sae.pre_bias
-        err = (x - x_hat).pow(2).sum(dim=-1).float().cpu()
+        err = (y - x_hat).pow(2).sum(dim=-1).float().cpu()
         probs = err if err.sum() > 0 else torch.ones_like(err)
         picks = torch.multinomial(probs, len(idx), replacement=len(idx) > len(x), generator=g)
-        directions = F.normalize(x[picks.to(x.device)] - sae.pre_bias, dim=-1)
+        directions = F.normalize(y[picks.to(x.device)] - sae.pre_bias, dim=-1)
         alive = ~dead
         scale = 0.2 * W_enc[alive].norm(dim=1).mean() if alive.any() else 1.0
-        enc_rows = directions * scale
+        if target is None:
+            enc_rows = directions * scale
+        else:  # read the input that caused the error, write the target it missed
+            enc_rows = F.normalize(x[picks.to(x.device)] - x.mean(dim=0), dim=-1) * scale
     W_dec[:, idx] = directions.T
     W_enc[idx] = enc_rows
     sae.latent_bias[idx] = 0.0
@@ -171,6 +211,7 @@ def train_sae(
     sae: SAE,
     data: torch.Tensor | Iterable[torch.Tensor],
     *,
+    target: torch.Tensor | None = None,
     n_steps: int = 1000,
     batch_size: int = 4096,
     lr: float = 1e-3,
@@ -197,7 +238,9 @@ def train_sae(
     """Train `sae` in place on batches [batch, d_model] and return the `History`.
 
     `data` is an in-memory tensor [n_tokens, d_model] (seeded shuffling) or any iterable of batches
-    (training stops when it runs out). `callback(history, sae)` runs after every log; return True
+    (training stops when it runs out). `target` [n_tokens, d_model], aligned with a tensor `data`, makes the SAE
+    reconstruct the target instead of its input (a transcoder); an iterable `data` may instead yield
+    (input, target) pairs. `callback(history, sae)` runs after every log; return True
     from it, or set the `stop` event, to stop early. `init=False` continues from the current weights.
     `num_threads=None` uses one CPU thread for toy-sized SAEs (tiny matmuls run faster, and far
     faster when other programs share the cores) and torch's setting otherwise. `aux_k` > 0 (TopK only)
@@ -210,7 +253,7 @@ def train_sae(
     if num_threads is None and sae.n_latents * sae.d_model * batch_size < 2**24:
         num_threads = 1
     with _cpu_threads(num_threads):
-        return _train(sae, data, n_steps=n_steps, batch_size=batch_size, lr=lr, l1_coef=l1_coef, seed=seed,
+        return _train(sae, data, target=target, n_steps=n_steps, batch_size=batch_size, lr=lr, l1_coef=l1_coef, seed=seed,
                       init=init, log_every=log_every, ortho_every=ortho_every, ortho_exact_max=ortho_exact_max,
                       resample_every=resample_every, resample_strategy=resample_strategy,
                       dead_after=dead_after, aux_k=aux_k, aux_coef=aux_coef,
@@ -230,7 +273,7 @@ def _cpu_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _train(sae: SAE, data, *, n_steps, batch_size, lr, l1_coef, seed, init, log_every, ortho_every,
+def _train(sae: SAE, data, *, target, n_steps, batch_size, lr, l1_coef, seed, init, log_every, ortho_every,
            ortho_exact_max, resample_every, resample_strategy, dead_after, aux_k, aux_coef, normalize_decoder,
            progress, callback, stop, checkpoint_path, checkpoint_every, precision) -> History:
     """The training loop itself (arguments as in `train_sae`)."""
@@ -238,13 +281,17 @@ def _train(sae: SAE, data, *, n_steps, batch_size, lr, l1_coef, seed, init, log_
         raise ValueError(f"resample_strategy must be one of {STRATEGIES}; got {resample_strategy!r}")
     if log_every < 1:
         raise ValueError(f"log_every must be >= 1; got {log_every}")
-    batches = iterate_batches(data, batch_size, seed)
-    first = next(batches, None)
-    if first is None:
+    batches = iterate_pairs(data, target, batch_size, seed)
+    first_pair = next(batches, None)
+    if first_pair is None:
         raise ValueError("data yielded no batches; pass a tensor [n_tokens, d_model] or an iterable of them")
+    first, first_y = first_pair
+    transcoder = first_y is not first
+    if transcoder:
+        _check_target(sae, first, first_y)
     device, dtype = sae.decoder.weight.device, sae.decoder.weight.dtype
     if init:
-        init_sae_(sae, seed, first.to(device))
+        init_sae_(sae, seed, first_y.to(device))  # pre_bias starts at the mean of what the SAE writes
     optimizer = torch.optim.Adam(sae.parameters(), lr=lr)
     is_relu = sae.activation == "relu"
     loss_args = (l1_coef if is_relu else None, aux_k, aux_coef, dead_after)
@@ -256,16 +303,20 @@ def _train(sae: SAE, data, *, n_steps, batch_size, lr, l1_coef, seed, init, log_
         bar = tqdm(total=n_steps, desc=f"training {sae.activation} SAE", unit="step")
 
     start = time.perf_counter()
-    x = first
+    x, y = first, first_y
     for step in range(1, n_steps + 1):
         if step > 1:
-            x = next(batches, None)
-            if x is None:
+            pair = next(batches, None)
+            if pair is None:
                 break
+            x, y = pair
+            if transcoder:
+                _check_target(sae, x, y)
         x = x.reshape(-1, x.shape[-1]).to(device=device, dtype=dtype, non_blocking=True)  # [batch, d_model]
         x, _ = sae.preprocess(x)  # standardised for normalize=True SAEs; the loss lives in this space
+        y = x if not transcoder else y.reshape(-1, y.shape[-1]).to(device=device, dtype=dtype, non_blocking=True)
         with amp.autocast(history.precision, device):
-            loss, mse, l1, latents, x_hat = _losses(sae, x, *loss_args)
+            loss, mse, l1, latents, x_hat = _losses(sae, x, y, *loss_args)
         _update(sae, loss, optimizer, scaler, normalize_decoder)
         with torch.no_grad():
             fired = latents.amax(dim=0) > 0  # latents are >= 0; amax is ~3x cheaper than (!= 0).any
@@ -273,7 +324,7 @@ def _train(sae: SAE, data, *, n_steps, batch_size, lr, l1_coef, seed, init, log_
         history.tokens += len(x)
 
         if step % log_every == 0 or step == n_steps:
-            _log(history, step, loss, mse, l1, latents, x, x_hat, sae, dead_after)
+            _log(history, step, loss, mse, l1, latents, y, x_hat, sae, dead_after)
             if bar is not None:
                 bar.set_postfix(loss=f"{history.loss[-1]:.4g}", L0=f"{history.l0[-1]:.1f}",
                                 FVU=f"{history.fvu[-1]:.3f}", refresh=False)
@@ -284,7 +335,8 @@ def _train(sae: SAE, data, *, n_steps, batch_size, lr, l1_coef, seed, init, log_
             history.ortho.append(decoder_orthogonality_auto(sae.decoder.weight, ortho_exact_max, seed + step))
         if resample_every and step % resample_every == 0 and step < n_steps:
             dead = sae.stats_last_nonzero >= dead_after
-            n = resample_dead_latents(sae, optimizer, dead, x, resample_strategy, seed + step)
+            n = resample_dead_latents(sae, optimizer, dead, x, resample_strategy, seed + step,
+                                      target=y if transcoder else None)
             if n:
                 history.resampled.append((step, n))
         if checkpoint_path is not None and checkpoint_every and step % checkpoint_every == 0:
@@ -303,23 +355,37 @@ def _train(sae: SAE, data, *, n_steps, batch_size, lr, l1_coef, seed, init, log_
     return history
 
 
-def _losses(sae: SAE, x: torch.Tensor, l1_coef: float | None, aux_k: int, aux_coef: float, dead_after: int
-            ) -> tuple[torch.Tensor, ...]:
-    """One forward pass on preprocessed x [batch, d_model]: (loss, mse, l1, latents, x_hat); losses in float32.
+def _check_target(sae: SAE, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Raise a clear error when a target batch does not fit the SAE or its input batch."""
+    if sae.normalize:
+        raise ValueError("training on a target needs an SAE with normalize=False (standardising the input would "
+                         "also rescale the target); build it as SAE(..., normalize=False)")
+    if y.shape[-1] != sae.d_model:
+        raise ValueError(f"target has width {y.shape[-1]} but the SAE writes {sae.d_model}; build the SAE with "
+                         f"d_model={y.shape[-1]} or pass the matching target")
+    if x.reshape(-1, x.shape[-1]).shape[0] != y.reshape(-1, y.shape[-1]).shape[0]:
+        raise ValueError(f"an (input, target) pair has {x.reshape(-1, x.shape[-1]).shape[0]} input rows and "
+                         f"{y.reshape(-1, y.shape[-1]).shape[0]} target rows; yield one target row per input row")
+
+
+def _losses(sae: SAE, x: torch.Tensor, y: torch.Tensor, l1_coef: float | None, aux_k: int, aux_coef: float,
+            dead_after: int) -> tuple[torch.Tensor, ...]:
+    """One forward pass on preprocessed x [batch, d_model] reconstructing y (x itself, or a target):
+    (loss, mse, l1, latents, x_hat); losses in float32.
 
     Under autocast the matmuls (and so latents) are bf16/fp16; x_hat = bf16 + float32 pre_bias is float32.
     """
     pre_act = sae.encode_pre_act(x)
     latents = sae.activate(pre_act)
     x_hat = sae.decoder(latents) + sae.pre_bias
-    mse = (x_hat - x).pow(2).sum(dim=-1).mean()
+    mse = (x_hat - y).pow(2).sum(dim=-1).mean()
     if latents.dtype == torch.float32:
         l1 = latents.sum(dim=-1).mean()  # latents are >= 0 (ReLU), so this is ||c||_1
     else:  # accumulate in float32 without a float32 copy of latents
         l1 = latents.sum(dim=-1, dtype=torch.float32).mean()
     loss = mse + l1_coef * l1 if l1_coef is not None else mse
     if aux_k:
-        loss = loss + aux_coef * aux_k_loss(sae, pre_act, x - x_hat, sae.stats_last_nonzero >= dead_after, aux_k)
+        loss = loss + aux_coef * aux_k_loss(sae, pre_act, y - x_hat, sae.stats_last_nonzero >= dead_after, aux_k)
     return loss, mse, l1, latents, x_hat
 
 
@@ -354,7 +420,7 @@ def _resolve(precision: str, sae: SAE, first: torch.Tensor, lr: float, loss_args
 
         def step() -> None:
             with amp.autocast(p, device):
-                loss = _losses(s, x, *loss_args)[0]
+                loss = _losses(s, x, x, *loss_args)[0]
             _update(s, loss, opt, scaler, normalize_decoder)
         return step
 
