@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from saelab import download
+from saelab import download, memory
 from saelab.models import OFFLINE_HELP, is_offline
 from saelab.sae import SAE, load_sae_file
 
@@ -51,21 +51,19 @@ def openai_sae_url(layer: int = 8, location: str = "resid_post_mlp", size: str =
 
 
 def free_memory_bytes() -> int | None:
-    """Memory the OS can still give us (Linux: MemAvailable), or None when it cannot tell."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    """Memory this process may still use: MemAvailable, or less inside a container's limit (saelab.memory)."""
+    return memory.available_memory_bytes()
 
 
 def auto_size() -> str:
-    """'128k' when there is room for it, else '32k' (e.g. on Binder's 2 GB)."""
+    """'128k' when there is room for it, else '32k' (e.g. inside Binder's 2 GB container)."""
     free = free_memory_bytes()
     return "128k" if free is None or free >= AUTO_128K_MIN_FREE_BYTES else "32k"
+
+
+def _loads_as_sae(path: Path) -> None:
+    """Raise ValueError unless `path` is an SAE state dict in OpenAI's format (the download's validation)."""
+    load_sae_file(path)
 
 
 def load_openai_sae(layer: int = 8, location: str = "resid_post_mlp", size: str = "128k",
@@ -81,7 +79,7 @@ def load_openai_sae(layer: int = 8, location: str = "resid_post_mlp", size: str 
         raise download.DownloadError(f"SAELAB_OFFLINE=1 is set and {path} is not cached yet. {OFFLINE_HELP}")
     for attempt in range(2):
         try:
-            download.download(url, path, progress=progress)
+            download.download(url, path, progress=progress, validate=_loads_as_sae)
         except download.DownloadError as err:
             raise download.DownloadError(f"{err} {OFFLINE_HELP}") from None
         try:

@@ -1,0 +1,165 @@
+"""How much memory this process may really use: the smaller of the machine's free memory and its container's room.
+
+Inside a container (Binder, Docker, Kubernetes) `/proc/meminfo` describes the host, not the container: Binder's
+~2 GB limit is invisible there. The limit lives in the process's memory cgroup:
+
+    cgroup v2   <root>/<path>/memory.max ("max" = no limit), memory.current, memory.stat (inactive_file)
+    cgroup v1   <root>/memory/<path>/memory.limit_in_bytes (a huge number = no limit), memory.usage_in_bytes,
+                memory.stat (total_inactive_file)
+
+where <path> is this process's line in /proc/self/cgroup. A cgroup counts the page cache it has read into its
+usage; the inactive part is given back under pressure, so, as Kubernetes does for its "working set", usage here is
+`usage - inactive_file`. Every level from the process's cgroup up to the root can hold a limit: the tightest wins.
+Every function takes its roots as arguments, so tests give it fake cgroup files.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+GiB = 2**30
+NO_LIMIT_V1 = 2**60  # cgroup v1 writes "no limit" as a page-rounded LONG_MAX (9223372036854771712)
+PROC_MEMINFO = "/proc/meminfo"
+CGROUP_ROOT = "/sys/fs/cgroup"
+PROC_SELF_CGROUP = "/proc/self/cgroup"
+CAP_SETTING = "SAELAB_MEMORY_GB"
+
+
+def gib(n_bytes: float | None) -> str:
+    """Bytes as '1.8 GB' (GiB, one decimal), or 'unknown' for None: how the course prints memory."""
+    return "unknown" if n_bytes is None else f"{n_bytes / GiB:.1f} GB"
+
+
+def meminfo_available(meminfo: str | os.PathLike = PROC_MEMINFO) -> int | None:
+    """MemAvailable from /proc/meminfo in bytes (what the whole machine can still give), or None if unknown."""
+    try:
+        for line in Path(meminfo).read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _read_int(path: Path) -> int | None:
+    """The integer in a one-line cgroup file; None when missing, unreadable or "max" (v2's no limit)."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _stat_value(path: Path, key: str) -> int:
+    """One value of a cgroup's memory.stat (0 when missing)."""
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key and value.strip().isdigit():
+                return int(value)
+    except OSError:
+        pass
+    return 0
+
+
+def _own_paths(proc_cgroup: Path) -> tuple[str | None, str | None]:
+    """(v2 path, v1 memory path) of this process from /proc/self/cgroup; None where that line is missing."""
+    v2 = v1 = None
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None, None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":
+            v2 = path
+        elif "memory" in controllers.split(","):
+            v1 = path
+    return v2, v1
+
+
+def _levels(mount: Path, path: str | None) -> list[Path]:
+    """The cgroup folders from this process's own up to the mount's root, those that exist.
+
+    In a container with its own cgroup namespace the path is "/" and the mount is already the container's cgroup;
+    without one the path may not exist under the mount, and then the mount's root is all we can read.
+    """
+    levels = []
+    parts = [p for p in (path or "").split("/") if p]
+    for i in range(len(parts), -1, -1):
+        folder = mount.joinpath(*parts[:i])
+        if folder.is_dir():
+            levels.append(folder)
+    return levels
+
+
+def cgroup_room(cgroup_root: str | os.PathLike = CGROUP_ROOT,
+                proc_cgroup: str | os.PathLike = PROC_SELF_CGROUP) -> tuple[int | None, int | None]:
+    """(limit, room) of this process's memory cgroup in bytes: room = limit - (usage - inactive page cache).
+
+    The tightest level wins. (None, None) when no level has a memory limit (or there is no cgroup to read).
+    """
+    root = Path(cgroup_root)
+    v2_path, v1_path = _own_paths(Path(proc_cgroup))
+    best: tuple[int, int] | None = None
+    candidates = []
+    if v2_path is not None:  # v2: memory.max / memory.current (a level without memory.max has no limit)
+        candidates += [(d, "memory.max", "memory.current", "inactive_file") for d in _levels(root, v2_path)]
+    v1_mount = root / "memory"
+    if v1_path is not None or (v1_mount / "memory.limit_in_bytes").is_file():
+        candidates += [(d, "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+                       for d in _levels(v1_mount, v1_path)]
+    for folder, limit_file, usage_file, inactive_key in candidates:
+        limit = _read_int(folder / limit_file)
+        if limit is None or limit >= NO_LIMIT_V1:
+            continue
+        usage = _read_int(folder / usage_file) or 0
+        in_use = max(0, usage - _stat_value(folder / "memory.stat", inactive_key))
+        room = max(0, limit - in_use)
+        if best is None or room < best[1]:
+            best = (limit, room)
+    return best if best is not None else (None, None)
+
+
+def available_memory_bytes(meminfo: str | os.PathLike | None = None, cgroup_root: str | os.PathLike | None = None,
+                           proc_cgroup: str | os.PathLike | None = None) -> int | None:
+    """Memory this process may still use, in bytes: min(MemAvailable, cgroup limit - usage); None if unknown.
+
+    The paths default to this machine's (PROC_MEMINFO, CGROUP_ROOT, PROC_SELF_CGROUP).
+
+    `SAELAB_MEMORY_GB` (e.g. "2") caps the answer: a way to see what the course does on a smaller machine.
+    """
+    room = cgroup_room(cgroup_root or CGROUP_ROOT, proc_cgroup or PROC_SELF_CGROUP)[1]
+    known = [b for b in (meminfo_available(meminfo or PROC_MEMINFO), room) if b is not None]
+    cap = os.environ.get(CAP_SETTING, "").strip()
+    if cap:
+        try:
+            known.append(int(float(cap) * GiB))
+        except ValueError:
+            raise ValueError(f"{CAP_SETTING} must be a number of GB such as 2 or 1.5; got {cap!r}") from None
+    return min(known) if known else None
+
+
+def process_rss_bytes(status: str | os.PathLike = "/proc/self/status") -> int:
+    """Resident memory of this process now (VmRSS), in bytes; 0 when unknown."""
+    try:
+        for line in Path(status).read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def fit_batch_size(wanted: int, bytes_per_item: int, share: float = 0.25, minimum: int = 1,
+                   available: int | None = None) -> int:
+    """`wanted`, or fewer so that one batch takes at most `share` of the available memory (never below `minimum`)."""
+    if wanted < 1 or bytes_per_item < 1:
+        raise ValueError(f"wanted and bytes_per_item must be >= 1; got {wanted}, {bytes_per_item}")
+    available = available_memory_bytes() if available is None else available
+    if available is None:
+        return wanted
+    return max(minimum, min(wanted, int(available * share) // bytes_per_item))
