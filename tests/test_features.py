@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from saelab import features
-from saelab.checks.features import check_auroc_by_hand
 from saelab.features import (TokenLatents, auroc, collect_latents, contrast_latents, encode_prompt,
                              label_auroc, latent_activations, logit_effects, neuronpedia_url,
                              neuronpedia_url_for, recurring_latents, top_activating_tokens, top_features)
@@ -172,26 +171,6 @@ def test_neuronpedia_urls():
                 dict(latent=1, location="resid")):
         with pytest.raises(ValueError):
             neuronpedia_url(**bad)
-
-
-def test_check_auroc_by_hand_passes_the_right_answer_and_explains_wrong_ones(capsys):
-    def right(a, b):
-        return ((a[:, None] > b[None]).float().mean() + 0.5 * (a[:, None] == b[None]).float().mean()).item()
-
-    def says(fn):
-        check_auroc_by_hand(fn)
-        return capsys.readouterr().out
-
-    assert says(right).startswith("Correct!")
-    assert "Not yet" in (out := says(lambda a, b: 1 - right(a, b))) and "1 - AUROC" in out
-    assert "ties must count half" in says(lambda a, b: (a[:, None] > b[None]).float().mean().item())
-    assert "divide by len(a) * len(b)" in says(lambda a, b: (a[:, None] > b[None]).float().sum().item())
-    assert "return one number" in says(lambda a, b: None)
-
-    def stub(a, b):
-        raise NotImplementedError
-
-    assert "NotImplementedError" in says(stub)
 
 
 def test_tiny_world_prompts_use_its_vocabulary_and_labels_align_with_tokens():

@@ -1,6 +1,7 @@
-"""Checks for notebook 02's exercises: each prints "Correct!" or what is wrong and how to fix it.
+"""Notebook 02's exercise check, in the course's one-line style (`saelab.checks.report`).
 
-They never raise, so a notebook with an unfinished stub still runs top to bottom.
+    ✓ check_auroc_by_hand: correct
+    ✗ check_auroc_by_hand: on case 'a latent that never fires' ... ties must count half ...
 """
 from __future__ import annotations
 
@@ -8,45 +9,79 @@ from typing import Callable
 
 import torch
 
-from saelab.features import auroc
+from saelab.checks import report
+from saelab.metrics import auroc
+
+NAME = "check_auroc_by_hand"
 
 
-def _report(ok: bool, message: str) -> None:
-    print(("Correct! " if ok else "Not yet: ") + message)
-
-
-def check_auroc_by_hand(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> None:
-    """Check `fn(scores_a [n_a], scores_b [n_b]) -> float`: the chance that a random a-score beats a
-    random b-score, ties counting half."""
-    cases = [  # (name, a, b)
-        ("a separated above b", torch.tensor([3.0, 4.0, 5.0]), torch.tensor([0.0, 1.0])),
-        ("a separated below b", torch.tensor([0.0, 0.5]), torch.tensor([2.0, 3.0, 4.0])),
-        ("all zeros (a latent that never fires)", torch.zeros(4), torch.zeros(3)),
-        ("some ties", torch.tensor([0.0, 2.0, 2.0]), torch.tensor([0.0, 2.0, 1.0, 0.0])),
-        ("random", torch.randn(50, generator=torch.Generator().manual_seed(0)),
-         torch.randn(40, generator=torch.Generator().manual_seed(1)) - 0.5),
+def _cases() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, scores [n], labels [n] bool): the cases every answer must get right, edge cases included."""
+    g = torch.Generator().manual_seed(0)
+    sparse = torch.where(torch.rand(30, generator=g) < 0.7, torch.zeros(30), torch.rand(30, generator=g) * 5)
+    sparse_labels = torch.arange(30) % 3 == 0  # 10 labelled, 20 not: groups of different sizes
+    return [
+        ("labelled prompts score higher", torch.tensor([3.0, 0.0, 4.0, 1.0, 5.0]),
+         torch.tensor([True, False, True, False, True])),
+        ("labelled prompts score lower", torch.tensor([0.0, 2.0, 0.5, 3.0, 4.0]),
+         torch.tensor([True, False, True, False, False])),
+        ("one prompt per group", torch.tensor([1.0, 2.0]), torch.tensor([False, True])),
+        ("a latent that never fires", torch.zeros(7), torch.tensor([True, False, True, False, False, True, False])),
+        ("some ties", torch.tensor([0.0, 2.0, 2.0, 0.0, 2.0, 1.0, 0.0]),
+         torch.tensor([True, True, True, False, False, False, False])),
+        ("a sparse latent, 10 vs 20 prompts", sparse, sparse_labels),
     ]
-    for name, a, b in cases:
-        want = float(auroc(torch.cat([a, b]), torch.cat([torch.ones(len(a)), torch.zeros(len(b))]).bool()))
-        try:
-            got = fn(a.clone(), b.clone())
-        except NotImplementedError:
-            return _report(False, "the function still raises NotImplementedError: replace the stub's body.")
-        except Exception as err:  # a student's bug: say what happened instead of a traceback
-            return _report(False, f"on case '{name}' your function raised {type(err).__name__}: {err}")
-        try:
-            got = float(got)
-        except (TypeError, ValueError):
-            return _report(False, f"return one number (a float); got {type(got).__name__} on case '{name}'.")
-        if abs(got - want) < 1e-4:
-            continue
-        if abs(got - (1 - want)) < 1e-4 and abs(want - 0.5) > 1e-4:
-            hint = "you got 1 - AUROC: count the pairs where the score from a is LARGER than the one from b."
-        elif "ties" in name or "zeros" in name:
-            hint = "ties must count half: add 0.5 * (fraction of pairs with equal scores)."
-        elif got > 1 or got < 0:
-            hint = "an AUROC is a fraction of pairs, between 0 and 1: divide by len(a) * len(b)."
-        else:
-            hint = "compare every score in a with every score in b (broadcast a[:, None] against b[None, :])."
-        return _report(False, f"on case '{name}' expected {want:.3f}, got {got:.3f}; {hint}")
-    return _report(True, "your AUROC matches saelab.features.auroc on every case.")
+
+
+def _pairs(scores: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(labelled > unlabelled, labelled == unlabelled) for every pair: two [n_labelled, n_other] bool tensors."""
+    a, b = scores[labels], scores[~labels]
+    return a[:, None] > b[None, :], a[:, None] == b[None, :]
+
+
+def _mistakes(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """What each usual mistake returns on one case, keyed by its hint."""
+    wins, ties = (t.float() for t in _pairs(scores, labels))
+    every = (scores[:, None] > scores[None, :]).float() + 0.5 * (scores[:, None] == scores[None, :]).float()
+    return {
+        "ties must count half: add 0.5 * (the fraction of pairs with equal scores); you counted them as 0.":
+            wins.mean().item(),
+        "ties must count half, not as wins: you compared with >=; use > plus 0.5 * (==).": (wins + ties).mean().item(),
+        "wrong direction: you got 1 - AUROC. Count the pairs where the LABELLED prompt's score is larger "
+        "(scores[labels] against scores[~labels]).": 1 - float(auroc(scores, labels)),
+        "you returned a count of pairs; an AUROC is a fraction between 0 and 1: divide by n_labelled * n_other.":
+            (wins + 0.5 * ties).sum().item(),
+        "you compared every score with every score; compare only labelled prompts with unlabelled ones.":
+            every.mean().item(),
+        "you compared the two means; AUROC compares every (labelled, unlabelled) PAIR of prompts.":
+            float(scores[labels].mean() > scores[~labels].mean()),
+    }
+
+
+GENERIC = ("compare every labelled score with every unlabelled one (broadcast a[:, None] against b[None, :]): the "
+           "fraction of pairs where a is larger, plus half the fraction of ties.")
+
+
+def check_auroc_by_hand(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> bool:
+    """Check `fn(scores [n], labels [n] bool) -> float`: the chance that a random labelled prompt's score beats a
+    random unlabelled one's, ties counting half (what saelab.metrics.auroc computes)."""
+
+    def body() -> str | None:
+        answers = []
+        for _, scores, labels in _cases():
+            got = report.call(fn, scores, labels)
+            if got is None:
+                return "your function returned None: did you forget to `return` the AUROC?"
+            answers.append(report.as_float(got))
+        close = lambda a, b: abs(a - b) <= 1e-4  # noqa: E731  (False for NaN)
+        wrong = [(case, got) for case, got in zip(_cases(), answers) if not close(got, float(auroc(*case[1:])))]
+        if not wrong:
+            return None
+        # the mistake whose formula gives every one of the student's answers names the hint
+        named = [hint for hint in _mistakes(*_cases()[0][1:])
+                 if all(close(got, _mistakes(s, l)[hint]) for (_, s, l), got in zip(_cases(), answers))]
+        (name, scores, labels), got = wrong[0]
+        return (f"on case '{name}' expected {float(auroc(scores, labels)):.3f}, got {got:.3f}; "
+                f"{named[0] if named else GENERIC}")
+
+    return report.check(NAME, body)
