@@ -1,9 +1,13 @@
-"""Scoring generated text: how negative it is (VADER for GPT-2, the generator's labels in the tiny world)
-and how fluent it stays (mean log-likelihood per token under the unsteered model).
+"""Scoring generated text: how negative it is (VADER for GPT-2, the generator's labels in the tiny world),
+whether it is well formed (the tiny world's grammar checker) and how fluent it stays (mean log-likelihood per
+token under the unsteered model, after a context that says nothing about the sentiment).
 
     sentiment_score(text, "vader")       VADER's compound score in [-1, 1]
     sentiment_score(text, "tiny-world")  +1 / -1 / 0 from the tiny world's own sentiment words (its ground truth)
+    is_well_formed(prompt, continuation) the tiny world's grammar accepts every sentence the continuation ends
     fluency(model, prompt, continuations) mean log p(token) of each continuation, given the prompt
+    neutral_context(prompt)              the prompt without its sentiment sentence: "i love him. he is such a" ->
+                                         "he is such a", where the model expects either sentiment
 """
 from __future__ import annotations
 
@@ -85,3 +89,37 @@ def fluency(model: Any, prompt: str, continuations: Sequence[str] | torch.Tensor
         for i, value in zip(idx, mean.tolist()):
             scores[i] = value
     return scores
+
+
+def is_well_formed(prompt: str, continuation: str) -> bool:
+    """Tiny world: True when the continuation finishes the sentence the prompt started, every sentence that ends
+    in prompt + continuation is one the generator's grammar can write, and the unfinished rest can still become
+    one. Sentiment does not enter: "i love him. he is such a rude man." is well formed."""
+    from saelab.tinyworld.generator import is_grammatical, is_sentence_start, split_sentences
+
+    text = prompt + continuation.replace("<|endoftext|>", " ")
+    complete, rest = split_sentences(text)
+    ended = len(complete) > len(split_sentences(prompt)[0])
+    return ended and is_grammatical(text) and is_sentence_start(rest)
+
+
+def share_well_formed(prompt: str, continuations: Sequence[str]) -> float:
+    """The share of `continuations` of `prompt` that the tiny world's grammar accepts (`is_well_formed`)."""
+    continuations = list(continuations)
+    return sum(is_well_formed(prompt, c) for c in continuations) / len(continuations) if continuations else 0.0
+
+
+def neutral_context(prompt: str) -> str:
+    """The prompt's last, unfinished sentence ("i love him. he is such a" -> "he is such a"): a context that says
+    nothing about the sentiment, for judging fluency without rewarding the unsteered sentiment."""
+    last = prompt.rsplit(".", 1)[-1].strip()
+    if not last:
+        raise ValueError(f"the prompt {prompt!r} ends with a full stop; give it an unfinished sentence to continue, "
+                         "e.g. 'i love him. he is such a'")
+    return last
+
+
+def mean_fluency(model: Any, prompt: str, continuations: Sequence[str] | torch.Tensor) -> float:
+    """The mean of `fluency(model, prompt, continuations)` over the continuations (NaN ones skipped)."""
+    scores = [x for x in fluency(model, prompt, continuations) if x == x]
+    return sum(scores) / len(scores) if scores else float("nan")

@@ -20,7 +20,7 @@ import torch
 from saelab import metrics
 from saelab.models import to_tokens
 from saelab.sae import SAE
-from saelab.sentiment import fluency, fraction_negative, sentiment_score
+from saelab.sentiment import fraction_negative, mean_fluency, neutral_context, share_well_formed
 
 MAGNITUDE_MODES = ("ones", "measured", "unit")
 MAX_ABS_SCALE = 1000.0  # beyond this every model only prints noise; refuse instead
@@ -117,26 +117,40 @@ def check_scale(scale: float) -> float:
     return scale
 
 
-def steering_hook(vector: torch.Tensor, scale: float) -> Callable[[torch.Tensor, Any], torch.Tensor]:
-    """A TransformerLens hook fn(activation, hook) that adds scale * vector at every position."""
-    delta = scale * vector
+def add_steering(activation: torch.Tensor, vector: torch.Tensor, scale: float = 1.0,
+                 positions: None | int | Sequence[int] = None) -> torch.Tensor:
+    """activation [batch, pos, d_model] + scale * vector [d_model] at `positions` (None = every position; an int
+    or a list of ints, negative ones count from the end). A new tensor: the input (maybe cached) is left alone."""
+    delta = (scale * vector).to(activation.device, activation.dtype)
+    if positions is None:
+        return activation + delta
+    positions = [positions] if isinstance(positions, int) else list(positions)
+    steered = activation.clone()
+    steered[:, positions] += delta
+    return steered
+
+
+def steering_hook(vector: torch.Tensor, scale: float,
+                  positions: None | int | Sequence[int] = None) -> Callable[[torch.Tensor, Any], torch.Tensor]:
+    """A TransformerLens hook fn(activation, hook) that adds scale * vector at `positions` (None = all)."""
 
     def add_vector(activation: torch.Tensor, hook: Any) -> torch.Tensor:
-        return activation + delta.to(activation.device, activation.dtype)
+        return add_steering(activation, vector, scale, positions)
 
     return add_vector
 
 
 @contextlib.contextmanager
-def steer(model: Any, hook_name: str, vector: torch.Tensor, scale: float) -> Iterator[Any]:
-    """Inside the `with` block, `model` adds scale * vector [d_model] at `hook_name`; the hook is removed
-    when the block ends, also after an exception."""
+def steer(model: Any, hook_name: str, vector: torch.Tensor, scale: float,
+          positions: None | int | Sequence[int] = None) -> Iterator[Any]:
+    """Inside the `with` block, `model` adds scale * vector [d_model] at `hook_name` (at `positions`, None = all);
+    the hook is removed when the block ends, also after an exception, and hooks that were there stay."""
     scale = check_scale(scale)
     if hook_name not in model.hook_dict:
         raise ValueError(f"the model has no hook {hook_name!r}; use a name like 'blocks.2.hook_resid_post'")
     if vector.shape != (model.cfg.d_model,):
         raise ValueError(f"vector must have shape [d_model] = [{model.cfg.d_model}]; got {list(vector.shape)}")
-    with model.hooks(fwd_hooks=[(hook_name, steering_hook(vector, scale))]):
+    with model.hooks(fwd_hooks=[(hook_name, steering_hook(vector, scale, positions))]):
         yield model
 
 
@@ -200,63 +214,153 @@ def side_by_side_html(prompt: str, columns: dict[str, list[str]]) -> str:
     return f"<table><tr>{head}</tr>{rows}</table>"
 
 
-# --- measuring: a sweep over scales ---------------------------------------------------------------------------
+# --- measuring: scores over several seeds ---------------------------------------------------------------------
 @dataclass
-class SweepPoint:
-    """What steering at one scale does: share of negative samples, mean sentiment, mean fluency."""
-    scale: float
+class Scores:
+    """One batch of samples, scored: share negative, share well formed (tiny world; None online), fluency."""
     negative: float
-    sentiment: float
+    well_formed: float | None
     fluency: float
     texts: list[str] = field(default_factory=list)
 
 
-def scale_sweep(model: Any, hook_name: str, vector: torch.Tensor, prompt: str, scales: Sequence[float],
-                n: int = 8, max_new_tokens: int = 10, temperature: float = 0.7, seed: int = 0,
-                method: str = "vader") -> list[SweepPoint]:
-    """Sample `n` steered continuations at each scale and score them (sentiment `method`: 'vader' or
-    'tiny-world'; fluency under the unsteered model)."""
-    points = []
-    for scale in scales:
+def score_samples(model: Any, samples: Samples, method: str = "vader") -> Scores:
+    """Score samples (call outside any steering hook): sentiment with `method`, the grammar checker in the tiny
+    world, and fluency = mean log p / token under the unsteered model after `neutral_context(prompt)`, so a
+    negative word is not marked unlikely just because the prompt was positive."""
+    well_formed = share_well_formed(samples.prompt, samples.texts) if method == "tiny-world" else None
+    return Scores(fraction_negative(samples.texts, method), well_formed,
+                  mean_fluency(model, neutral_context(samples.prompt), samples.tokens), samples.texts)
+
+
+def steered_scores(model: Any, hook_name: str, vector: torch.Tensor, scale: float, prompt: str,
+                   seeds: Sequence[int], n: int = 8, max_new_tokens: int = 10, temperature: float = 0.7,
+                   method: str = "vader") -> list[Scores]:
+    """Sample `n` steered continuations once per seed and score each batch: one `Scores` per seed."""
+    if not seeds:
+        raise ValueError("give at least one seed, e.g. seeds=saelab.seeds.seeds(3)")
+    out = []
+    for seed in seeds:
         s = steered_generate(model, hook_name, vector, scale, prompt, n=n, max_new_tokens=max_new_tokens,
                              temperature=temperature, seed=seed)
-        flu = fluency(model, prompt, s.tokens)  # outside the hook: judged by the unsteered model
-        points.append(SweepPoint(float(scale), fraction_negative(s.texts, method),
-                                 sum(sentiment_score(t, method) for t in s.texts) / n, sum(flu) / n, s.texts))
-    return points
+        out.append(score_samples(model, s, method))
+    return out
 
 
-def sweet_spot(points: Sequence[SweepPoint], max_fluency_drop: float = 1.0) -> tuple[float, float | None]:
-    """(sweet spot, breakdown): the smallest scale reaching the highest share of negative samples while the
-    fluency stays within `max_fluency_drop` nats/token of scale 0's, and the first scale past that limit."""
-    base = points[0].fluency
-    ok = [p for p in points if p.fluency >= base - max_fluency_drop]
-    best = max(p.negative for p in ok)
-    spot = min(p.scale for p in ok if p.negative == best)
-    broken = [p.scale for p in points if p.fluency < base - max_fluency_drop and p.scale > spot]
+def unsteered_and_steered(model: Any, hook_name: str, vector: torch.Tensor, scale: float, prompt: str,
+                          seeds: Sequence[int], **kwargs: Any) -> dict[str, list[Scores]]:
+    """{'unsteered': one `Scores` per seed, 'steered': the same seeds with scale * vector added}. Scale 0 adds
+    nothing, so the unsteered samples are exactly the model's own. kwargs: n, max_new_tokens, temperature, method."""
+    return {"unsteered": steered_scores(model, hook_name, vector, 0.0, prompt, seeds, **kwargs),
+            "steered": steered_scores(model, hook_name, vector, scale, prompt, seeds, **kwargs)}
+
+
+def spread(values: Sequence[float | None]) -> tuple[float, float, float]:
+    """(mean, min, max) of per-seed values."""
+    values = [float(v) for v in values if v is not None]
+    if not values:
+        raise ValueError("no values to summarise")
+    return sum(values) / len(values), min(values), max(values)
+
+
+def fmt_spread(values: Sequence[float | None], percent: bool = True) -> str:
+    """'62% (50-75%)' or '-2.31 (-2.40 to -2.20)': the mean over seeds and their range."""
+    mean, lo, hi = spread(values)
+    if percent:
+        return f"{mean:.0%} ({lo:.0%}-{hi:.0%})"
+    return f"{mean:.2f} ({lo:.2f} to {hi:.2f})"
+
+
+@dataclass
+class SweepPoint:
+    """What steering at one scale does, per seed: share negative, share well formed, fluency."""
+    scale: float
+    runs: list[Scores]
+
+    @property
+    def negative(self) -> list[float]:
+        return [r.negative for r in self.runs]
+
+    @property
+    def well_formed(self) -> list[float | None]:
+        return [r.well_formed for r in self.runs]
+
+    @property
+    def fluency(self) -> list[float]:
+        return [r.fluency for r in self.runs]
+
+    @property
+    def texts(self) -> list[str]:
+        return self.runs[0].texts
+
+
+def scale_sweep(model: Any, hook_name: str, vector: torch.Tensor, prompt: str, scales: Sequence[float],
+                seeds: Sequence[int] = (0,), n: int = 8, max_new_tokens: int = 10, temperature: float = 0.7,
+                method: str = "vader") -> list[SweepPoint]:
+    """At each scale, `steered_scores` once per seed (sentiment `method`: 'vader' or 'tiny-world')."""
+    return [SweepPoint(float(scale), steered_scores(model, hook_name, vector, scale, prompt, seeds, n=n,
+                                                    max_new_tokens=max_new_tokens, temperature=temperature,
+                                                    method=method)) for scale in scales]
+
+
+def quality(point: SweepPoint) -> tuple[str, list[float]]:
+    """What says the text still reads well: ('well formed', shares) in the tiny world, else ('fluency', nats)."""
+    if all(w is not None for w in point.well_formed):
+        return "well formed", [float(w) for w in point.well_formed]
+    return "fluency", point.fluency
+
+
+def sweet_spot(points: Sequence[SweepPoint], max_drop: float | None = None) -> tuple[float, float | None]:
+    """(sweet spot, breakdown) from the seed means: the smallest scale whose share of negative samples is within
+    0.05 of the best while the text still reads well (quality within `max_drop` of scale 0's: 0.25 of the well-
+    formed share in the tiny world, 1 nat/token of fluency online), and the first larger scale past that limit."""
+    name = quality(points[0])[0]
+    max_drop = (0.25 if name == "well formed" else 1.0) if max_drop is None else max_drop
+    base = spread(quality(points[0])[1])[0]
+    ok = [p for p in points if spread(quality(p)[1])[0] >= base - max_drop]
+    best = max(spread(p.negative)[0] for p in ok)
+    spot = min(p.scale for p in ok if spread(p.negative)[0] >= best - 0.05)
+    broken = [p.scale for p in points if p.scale > spot and spread(quality(p)[1])[0] < base - max_drop]
     return spot, (min(broken) if broken else None)
 
 
-def plot_sweep(points: Sequence[SweepPoint], title: str = "Steering strength vs effect", ax: Any = None,
-               max_fluency_drop: float = 1.0) -> Any:
-    """Share of negative continuations and fluency against the scale, sweet spot and breakdown marked."""
+def plot_band(ax: Any, x: Sequence[float], per_seed: Sequence[Sequence[float]], label: str, **style: Any) -> None:
+    """Mean over seeds as a line, min-max as a shaded band, every seed's value as a dot."""
+    stats = [spread(v) for v in per_seed]
+    line, = ax.plot(x, [m for m, _, _ in stats], "-", label=label, **style)
+    ax.fill_between(x, [lo for _, lo, _ in stats], [hi for _, _, hi in stats], color=line.get_color(), alpha=0.2)
+    for xi, values in zip(x, per_seed):
+        ax.plot([xi] * len(values), values, ".", color=line.get_color(), alpha=0.6)
+
+
+def plot_sweep(points: Sequence[SweepPoint], title: str = "Steering strength vs effect", ax: Any = None) -> Any:
+    """Share of negative continuations and text quality against the scale (mean, min-max band and every seed),
+    sweet spot and breakdown marked."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 3.6))
     scales = [p.scale for p in points]
-    ax.plot(scales, [p.negative for p in points], "o-", color="tab:red", label="negative continuations")
-    ax.set(xlabel="steering scale", ylabel="share of negative continuations", ylim=(-0.05, 1.05), title=title)
-    ax2 = ax.twinx()
-    ax2.plot(scales, [p.fluency for p in points], "s--", color="tab:blue", label="fluency")
-    ax2.set_ylabel("fluency (mean log p / token)")
-    spot, broken = sweet_spot(points, max_fluency_drop)
+    plot_band(ax, scales, [p.negative for p in points], "negative continuations", color="tab:red")
+    name, _ = quality(points[0])
+    if name == "well formed":
+        plot_band(ax, scales, [quality(p)[1] for p in points], "well formed (grammar checker)", color="tab:blue")
+        ax.set(ylabel="share of continuations")
+    else:
+        ax.set(ylabel="share of negative continuations")
+        ax2 = ax.twinx()
+        plot_band(ax2, scales, [p.fluency for p in points], "fluency", color="tab:blue")
+        ax2.set_ylabel("fluency (mean log p / token, neutral context)")
+    ax.set(xlabel="steering scale", ylim=(-0.05, 1.05), title=title)
+    spot, broken = sweet_spot(points)
     ax.axvline(spot, color="tab:green", alpha=0.6, label=f"sweet spot ({spot:g})")
     if broken is not None:
         ax.axvline(broken, color="black", ls=":", label=f"text breaks down ({broken:g})")
-    lines = ax.get_legend_handles_labels()
-    ax.legend(lines[0] + ax2.get_legend_handles_labels()[0], lines[1] + ax2.get_legend_handles_labels()[1],
-              loc="lower left", fontsize=8)
+    handles, labels = [], []
+    for a in ax.figure.axes:
+        h, l = a.get_legend_handles_labels()
+        handles, labels = handles + h, labels + l
+    ax.legend(handles, labels, loc="center right", fontsize=8)
     ax.figure.tight_layout()
     return ax.figure
 
@@ -284,45 +388,9 @@ def rank_sentiment_latents(model: Any, sae: SAE, n_prompts: int = 40, start: int
     return _rank(auroc, diff, "auroc"), auroc
 
 
-# --- exercise check ---------------------------------------------------------------------------------------------
-def check_steering_vector(fn: Callable[[SAE, list[int]], torch.Tensor], quiet: bool = False) -> bool:
-    """Exercise check: does fn(sae, latents) return the blog's vector (1.0 per latent, bias-free decoder)?
-    Prints what is wrong and returns False instead of raising, so a notebook keeps running."""
-    torch.manual_seed(0)
-    sae = SAE(8, 32, "topk", k=4)
-    with torch.no_grad():
-        sae.pre_bias.normal_()
-    latents = [3, 17, 30]
-    want = steering_vector(sae, latents)
+# --- exercise check (moved) -------------------------------------------------------------------------------------
+def check_steering_vector(fn: Callable[[SAE, list[int]], torch.Tensor]) -> bool:
+    """Moved to `saelab.checks.steering.check_steering_vector` (kept here so older notebooks still run)."""
+    from saelab.checks.steering import check_steering_vector as check
 
-    def fail(msg: str) -> bool:
-        if not quiet:
-            print(f"Not yet: {msg}")
-        return False
-
-    try:
-        got = fn(sae, latents)
-    except Exception as err:
-        return fail(f"your function raised {type(err).__name__}: {err}")
-    if got is None:
-        return fail("your function returned None; return the vector (a tensor of shape [d_model])")
-    if not torch.is_tensor(got):
-        return fail(f"expected a torch.Tensor; got {type(got).__name__}")
-    got = got.detach()
-    if got.shape != want.shape:
-        hint = (" It looks like one row per latent: sum them into one vector." if got.shape == (3, 8) else
-                " Did you use the encoder? Decoder columns live in d_model space." if got.shape[-1] == 32 else "")
-        return fail(f"shape {list(got.shape)}, expected [d_model] = {list(want.shape)}.{hint}")
-    if torch.allclose(got, want + sae.pre_bias, atol=1e-5):
-        return fail("you added pre_bias: the blog's steering vector uses the bias-free decoder, "
-                    "sae.decoder(one_hot) or sae.W_dec[:, latents].sum(-1)")
-    if torch.allclose(got, sae.encoder.weight[latents].sum(0), atol=1e-5):
-        return fail("you summed encoder rows; steering writes into the model, so use the decoder columns W_dec")
-    if torch.allclose(got, want / want.norm(), atol=1e-5):
-        return fail("you normalised the vector; the blog's version puts 1.0 in each slot, no rescaling")
-    if not torch.allclose(got, want, atol=1e-5):
-        return fail(f"the values differ from the sum of the decoder columns {latents} "
-                    f"(max difference {(got - want).abs().max():.3g})")
-    if not quiet:
-        print("Correct: the steering vector is the sum of the chosen decoder columns.")
-    return True
+    return check(fn)

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from saelab.sentiment import fluency, fraction_negative, is_negative, method_for, sentiment_score, vader_compound
+from saelab.sentiment import (fluency, fraction_negative, is_negative, is_well_formed, mean_fluency, method_for,
+                              neutral_context, sentiment_score, share_well_formed, vader_compound)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -46,3 +47,29 @@ def test_fluency_is_the_mean_log_likelihood_of_the_continuation(small_model):
     assert got_tokens[0] == pytest.approx(want, abs=1e-4)
     assert got_texts[0] == pytest.approx(want, abs=1e-4) and math.isnan(got_texts[1])
     assert got_tokens[0] < 0
+
+
+def test_well_formed_is_the_grammar_checker_and_ignores_sentiment():
+    prompt = "i love him. he is such a"
+    assert is_well_formed(prompt, " rude man. he")            # negative after a positive context: still a sentence
+    assert is_well_formed(prompt, " kind man. i")
+    assert not is_well_formed(prompt, " rude rude rude rude")   # the sentence the prompt started never ends
+    assert not is_well_formed(prompt, " kind liar. he")        # sentiment must agree within a sentence
+    assert not is_well_formed(prompt, " man kind. he")
+    assert not is_well_formed(prompt, " mean bully. of cruel")   # the next sentence cannot go on like this
+    assert is_well_formed(prompt, " mean bully. of course")
+    assert share_well_formed(prompt, [" rude man.", " man man man man", " bully. i", " kind woman."]) == 0.5
+    assert share_well_formed(prompt, []) == 0.0
+
+
+def test_neutral_context_drops_the_sentiment_sentence():
+    assert neutral_context("i love him. he is such a") == "he is such a"
+    assert neutral_context("he is such a") == "he is such a"
+    with pytest.raises(ValueError, match="unfinished sentence"):
+        neutral_context("i love him.")
+
+
+def test_mean_fluency_skips_empty_continuations(small_model):
+    scores = fluency(small_model, "he", [" is a good", ""])
+    assert mean_fluency(small_model, "he", [" is a good", ""]) == pytest.approx(scores[0])
+    assert math.isnan(mean_fluency(small_model, "he", [""]))

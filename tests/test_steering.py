@@ -5,7 +5,7 @@ import torch
 
 from saelab import steering
 from saelab.sae import SAE
-from saelab.steering import check_steering_vector, steer, steering_vector
+from saelab.steering import steer, steering_vector
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -147,45 +147,66 @@ def test_before_after_and_table(model, sae):
     assert table.count("<tr>") == 4 and "steered (scale 20)" in table
 
 
-def test_scale_sweep_and_sweet_spot(model, sae):
-    points = steering.scale_sweep(model, HOOK, steering_vector(sae, [5]), "he is", [0, 10, 1000], n=3,
-                                  max_new_tokens=3, method="tiny-world")
+def point(scale, negative, quality, online=False):
+    """A sweep point with one Scores per seed: per-seed negative shares and well-formed shares (or fluency)."""
+    runs = [steering.Scores(n, None if online else q, q if online else -1.0) for n, q in zip(negative, quality)]
+    return steering.SweepPoint(scale, runs)
+
+
+def test_scale_sweep_scores_every_seed(model, sae):
+    points = steering.scale_sweep(model, HOOK, steering_vector(sae, [5]), "i love him. he is", [0, 10, 1000],
+                                  seeds=[0, 1], n=3, max_new_tokens=3, method="tiny-world")
     assert [p.scale for p in points] == [0, 10, 1000]
-    assert all(0 <= p.negative <= 1 and p.fluency < 0 and len(p.texts) == 3 for p in points)
-    pts = [steering.SweepPoint(0, 0.2, 0, -1.0), steering.SweepPoint(5, 0.9, 0, -1.3),
-           steering.SweepPoint(10, 0.9, 0, -1.9), steering.SweepPoint(20, 1.0, 0, -4.0)]
-    assert steering.sweet_spot(pts) == (5, 20)
+    for p in points:
+        assert len(p.runs) == 2 and len(p.texts) == 3
+        assert all(0 <= x <= 1 for x in p.negative + p.well_formed) and all(f < 0 for f in p.fluency)
+    online = steering.scale_sweep(model, HOOK, steering_vector(sae, [5]), "he is", [0], seeds=[0], n=2,
+                                  max_new_tokens=2, method="vader")
+    assert online[0].well_formed == [None] and steering.quality(online[0])[0] == "fluency"
 
 
-def test_plot_sweep_has_labels(tmp_path):
+def test_sweet_spot_uses_seed_means_and_the_worlds_quality():
+    # tiny world: well-formed share; the spot is the first scale within 0.05 of the best mean negativity
+    pts = [point(0, [0.0, 0.1, 0.0], [1, 1, 1]), point(5, [0.6, 0.9, 0.9], [1, 1, 0.9]),
+           point(10, [0.9, 0.95, 1.0], [0.9, 0.9, 0.9]), point(20, [1, 1, 1], [0.5, 0.4, 0.6])]
+    assert steering.sweet_spot(pts) == (10, 20)
+    # online: fluency in nats, limit 1 nat/token below scale 0's mean
+    pts = [point(0, [0, 0, 0], [-2, -2, -2], True), point(5, [0.8, 0.9, 1], [-2.5, -2.4, -2.6], True),
+           point(10, [1, 1, 1], [-3.5, -3.4, -3.0], True)]
+    assert steering.sweet_spot(pts) == (5, 10)
+    assert steering.sweet_spot(pts[:2]) == (5, None)
+
+
+def test_spread_and_its_text():
+    assert steering.spread([0.5, 0.25, 1.0]) == (pytest.approx(0.5833, abs=1e-4), 0.25, 1.0)
+    assert steering.fmt_spread([0.5, 0.25, 1.0]) == "58% (25%-100%)"
+    assert steering.fmt_spread([-2.0, -1.0], percent=False) == "-1.50 (-2.00 to -1.00)"
+    with pytest.raises(ValueError, match="no values"):
+        steering.spread([None])
+
+
+def test_unsteered_and_steered_share_the_seeds(model, sae):
+    runs = steering.unsteered_and_steered(model, HOOK, steering_vector(sae, [5]), 30.0, "he is", [3, 4], n=2,
+                                          max_new_tokens=3, method="tiny-world")
+    plain = [steering.generate(model, "he is", n=2, max_new_tokens=3, seed=s).texts for s in (3, 4)]
+    assert [r.texts for r in runs["unsteered"]] == plain  # scale 0 adds nothing
+    assert len(runs["steered"]) == 2
+    with pytest.raises(ValueError, match="at least one seed"):
+        steering.steered_scores(model, HOOK, steering_vector(sae, [5]), 1.0, "he is", [])
+
+
+def test_plot_sweep_has_labels_and_shows_the_spread(tmp_path):
     import matplotlib
     matplotlib.use("Agg")
-    pts = [steering.SweepPoint(s, n, 0, f) for s, n, f in [(0, 0.1, -1), (4, 0.8, -1.2), (8, 1.0, -3)]]
+    pts = [point(s, n, q) for s, n, q in [(0, [0.1, 0.0], [1, 1]), (4, [0.8, 0.7], [1, 0.9]), (8, [1, 1], [0.2, 0.3])]]
     fig = steering.plot_sweep(pts, title="t")
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "steering scale" and ax.get_title() == "t" and fig.axes[1].get_ylabel()
+    assert ax.get_xlabel() == "steering scale" and ax.get_title() == "t" and ax.get_ylabel()
+    assert len(ax.collections) == 2  # a min-max band for negativity and for the well-formed share
+    online = [point(s, n, q, True) for s, n, q in [(0, [0.1, 0.0], [-2, -2]), (4, [0.8, 0.7], [-4, -5])]]
+    fig2 = steering.plot_sweep(online, title="t")
+    assert "fluency" in fig2.axes[1].get_ylabel()
     fig.savefig(tmp_path / "sweep.png")
-
-
-# --- ranking latents ----------------------------------------------------------------------------------------------
-def test_check_steering_vector_passes_the_right_answer(capsys):
-    assert check_steering_vector(lambda sae, latents: sae.W_dec[:, latents].sum(-1))
-    assert "Correct" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda sae, latents: None, "returned None"),
-    (lambda sae, latents: sae.W_dec[:, latents].T, "sum them"),
-    (lambda sae, latents: sae.W_dec[:, latents].sum(-1) + sae.pre_bias, "pre_bias"),
-    (lambda sae, latents: sae.encoder.weight[latents].sum(0), "encoder"),
-    (lambda sae, latents: sae.W_dec[:, latents].sum(-1) / sae.W_dec[:, latents].sum(-1).norm(), "normalised"),
-    (lambda sae, latents: sae.W_dec[:, latents[0]], "values differ"),
-    (lambda sae, latents: 1 / 0, "ZeroDivisionError"),
-])
-def test_check_steering_vector_explains_wrong_answers(wrong, hint, capsys):
-    assert check_steering_vector(wrong) is False
-    out = capsys.readouterr().out
-    assert out.startswith("Not yet") and hint in out
 
 
 # --- the widget panel ---------------------------------------------------------------------------------------------
@@ -213,7 +234,7 @@ def test_panel_generates_and_reports_bad_input(model, sae):
     assert "unknown latent &#x27;999&#x27;" in panel.message.value
     panel.latents.value = "3"
     panel.sweep(n_scales=2)
-    assert "swept scales 0, 5" in panel.message.value
+    assert "swept scales 0, 5" in panel.message.value and "3 seeds" in panel.message.value
 
 
 def test_steered_generation_keeps_the_kv_cache(model, sae):
@@ -269,12 +290,14 @@ def test_panel_generate_again_draws_new_samples(model, sae):
     message names the seed that reproduces it."""
     from saelab.widgets.steering import SteeringPanel
 
-    panel = SteeringPanel(model, sae, prompt="he is", latents=[3], scale=5, max_new_tokens=6)
+    panel = SteeringPanel(model, sae, prompt="he is", latents=[3], scale=5, max_new_tokens=6, seed=10)
     panel.n.value, panel.temperature.value = 3, 1.0
     panel.generate()
     first, first_message = panel.table.value, panel.message.value
+    assert "seed 10 (table)" in first_message and "over seeds 10-12" in first_message
+    assert {k: len(v) for k, v in panel.shares.items()} == {"unsteered": 3, "steered": 3}
     panel.generate()
-    assert "seed 0" in first_message and "seed 1" in panel.message.value
+    assert "seed 13" in panel.message.value
     assert panel.table.value != first
-    panel.generate(seed=0)  # the seed in the message gives the same samples back
+    panel.generate(seed=10)  # the seed in the message gives the same samples back
     assert panel.table.value == first

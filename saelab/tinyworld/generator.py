@@ -309,6 +309,24 @@ def is_grammatical(text: str) -> bool:
     return all(check_sentence(s) for s in complete)
 
 
+def _starts(words: list[str], slots: tuple[tuple[str, ...], ...]) -> bool:
+    if not words:
+        return True
+    for phrase in slots[:1][0] if slots else ():
+        p = phrase.split()
+        n = min(len(p), len(words))
+        if words[:n] == p[:n] and (n < len(p) or _starts(words[n:], slots[1:])):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=100_000)
+def is_sentence_start(text: str) -> bool:
+    """True when the grammar can continue `text`, the start of one sentence (no "."), to a sentence it writes."""
+    words = text.split()
+    return any(_starts(words, slots) for slots in _sentence_grammars())
+
+
 def is_consistent(text: str) -> bool:
     """True when the text keeps one sentiment, one certainty and one gender throughout, as generated stories do."""
     words = split_words(text)

@@ -36,8 +36,9 @@ class SteeringPanel:
     def __init__(self, model: Any, sae: SAE, prompt: str = STEERING_PROMPT, latents: Sequence[int] = (),
                  ranked: Sequence[tuple[int, float]] = (), scale: float = 20.0, max_scale: float = 100.0,
                  measure_on: str = "i hate him. he is such a rude man.", method: str = "vader",
-                 max_new_tokens: int = 10) -> None:
+                 max_new_tokens: int = 10, n: int = 4, seed: int = 0, n_seeds: int = 3) -> None:
         self.model, self.sae, self.method, self.max_new_tokens = model, sae, method, max_new_tokens
+        self.n_seeds = n_seeds
         style = {"description_width": "110px"}
         lay = w.Layout(width="460px")
         self.prompt = w.Text(value=prompt, description="prompt", style=style, layout=lay)
@@ -51,12 +52,13 @@ class SteeringPanel:
                                    continuous_update=False, style=style, layout=lay)
         self.temperature = w.FloatSlider(value=0.7, min=0.1, max=2.0, step=0.1, description="temperature",
                                          style=style, layout=lay)
-        self.seed = w.IntText(value=0, description="seed", style=style)
-        self.n = w.IntSlider(value=4, min=1, max=16, description="samples", style=style, layout=lay)
+        self.seed = w.IntText(value=seed, description="seed", style=style)
+        self.n = w.IntSlider(value=n, min=1, max=32, description="samples", style=style, layout=lay)
         self.go = w.Button(description="Generate", button_style="primary")
         self.sweep_button = w.Button(description="Sweep 0 → scale")
         self.message = w.HTML()
         self.columns: dict[str, list[str]] = {}
+        self.shares: dict[str, list[float]] = {}  # share negative per seed, unsteered and steered
         self.table = w.HTML()
         self.plot = w.Output()
         self.ranked.observe(self._use_ranked, names="value")
@@ -97,7 +99,8 @@ class SteeringPanel:
         return values
 
     def generate(self, **overrides: Any) -> None:
-        """Before/after samples side by side (overrides: prompt, scale, temperature, seed, n)."""
+        """Before/after samples side by side for the seed, and the share of negative samples unsteered and
+        steered over `n_seeds` seeds from it (overrides: prompt, scale, temperature, seed, n)."""
         try:
             v = self._inputs(**overrides)
             latents, vector = self.vector()
@@ -105,26 +108,34 @@ class SteeringPanel:
             cols = steering.before_after(self.model, self.sae.hook_name, vector, v["scale"], v["prompt"], n=v["n"],
                                          max_new_tokens=self.max_new_tokens, temperature=v["temperature"],
                                          seed=v["seed"])
+            seeds = list(range(v["seed"], v["seed"] + self.n_seeds))
+            runs = steering.unsteered_and_steered(self.model, self.sae.hook_name, vector, v["scale"], v["prompt"],
+                                                  seeds, n=v["n"], max_new_tokens=self.max_new_tokens,
+                                                  temperature=v["temperature"], method=self.method)
         except ValueError as err:
             self._say(str(err), error=True)
             return
         self.columns = cols  # the last run's samples, by column (what the table shows)
+        self.shares = {k: [r.negative for r in rs] for k, rs in runs.items()}
         self.table.value = steering.side_by_side_html(v["prompt"], cols)
         self._say(f"latents {latents}, magnitudes '{self.mode.value}', |vector| = {vector.norm():.2f}, "
-                  f"scale {v['scale']:g}, seed {v['seed']}")
-        self.seed.value = v["seed"] + 1  # the next press draws new samples; the message names this run's seed
+                  f"scale {v['scale']:g}, seed {v['seed']} (table). Share negative over seeds "
+                  f"{seeds[0]}-{seeds[-1]}, mean (min-max): unsteered {steering.fmt_spread(self.shares['unsteered'])}, "
+                  f"steered {steering.fmt_spread(self.shares['steered'])}")
+        self.seed.value = v["seed"] + self.n_seeds  # the next press draws new samples
 
     def sweep(self, n_scales: int = 6, **overrides: Any) -> None:
-        """A small sweep from 0 to the chosen scale: share of negative samples and fluency."""
+        """A small sweep from 0 to the chosen scale over `n_seeds` seeds: share of negative samples and quality."""
         import matplotlib.pyplot as plt
 
         try:
             v = self._inputs(**overrides)
             latents, vector = self.vector()
             scales = [v["scale"] * i / (n_scales - 1) for i in range(n_scales)]
-            points = steering.scale_sweep(self.model, self.sae.hook_name, vector, v["prompt"], scales, n=v["n"],
-                                          max_new_tokens=self.max_new_tokens, temperature=v["temperature"],
-                                          seed=v["seed"], method=self.method)
+            seeds = list(range(v["seed"], v["seed"] + self.n_seeds))
+            points = steering.scale_sweep(self.model, self.sae.hook_name, vector, v["prompt"], scales, seeds,
+                                          n=v["n"], max_new_tokens=self.max_new_tokens,
+                                          temperature=v["temperature"], method=self.method)
         except ValueError as err:
             self._say(str(err), error=True)
             return
@@ -133,7 +144,8 @@ class SteeringPanel:
             fig = steering.plot_sweep(points, title=f"Steering with latents {latents}")
             display(fig)
             plt.close(fig)
-        self._say(f"swept scales {', '.join(f'{s:g}' for s in scales)} with {v['n']} samples each")
+        self._say(f"swept scales {', '.join(f'{s:g}' for s in scales)} with {v['n']} samples for each of "
+                  f"{self.n_seeds} seeds")
 
 
 def steering_panel(world: Any, ranked: Sequence[tuple[int, float]] = (), **kwargs: Any) -> SteeringPanel:

@@ -1,0 +1,269 @@
+"""Notebook 04's exercise checks: the right answer passes, the stub is "not done yet", and each usual mistake
+gets its own hint."""
+import contextlib
+import functools
+
+import pytest
+import torch
+
+from saelab import steering
+from saelab.checks import report
+from saelab.checks.steering import check_steer, check_steering_hook, check_steering_vector
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(autouse=True)
+def not_strict(monkeypatch):
+    monkeypatch.delenv(report.STRICT_ENV, raising=False)
+
+
+def verdict(capsys):
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1, f"a check prints one line; got {out!r}"
+    return out
+
+
+# --- exercise 1: the steering vector --------------------------------------------------------------------------
+def test_steering_vector_check_passes_the_right_answer(capsys):
+    assert check_steering_vector(lambda sae, latents: sae.W_dec[:, latents].sum(-1)) is True
+    assert verdict(capsys) == "✓ check_steering_vector: correct\n"
+
+
+def test_steering_vector_check_says_not_done_for_the_stub(capsys):
+    def stub(sae, latents):
+        raise NotImplementedError
+
+    assert check_steering_vector(stub) is False
+    assert verdict(capsys).startswith("… check_steering_vector: not done yet")
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda sae, latents: None, "returned None"),
+    (lambda sae, latents: sae.W_dec[:, latents], "sum them"),
+    (lambda sae, latents: sae.W_dec[:, latents].sum(-1) + sae.pre_bias, "pre_bias"),
+    (lambda sae, latents: sae.encoder.weight[latents].sum(0), "encoder"),
+    (lambda sae, latents: sae.W_dec[:, latents].sum(-1) / sae.W_dec[:, latents].sum(-1).norm(), "normalised"),
+    (lambda sae, latents: sae.W_dec[:, latents[0]], "values differ"),
+    (lambda sae, latents: 1 / 0, "ZeroDivisionError"),
+])
+def test_steering_vector_check_names_each_mistake(wrong, hint, capsys):
+    assert check_steering_vector(wrong) is False
+    out = verdict(capsys)
+    assert out.startswith("✗ check_steering_vector:") and hint in out
+
+
+def test_the_old_import_still_works(capsys):
+    assert steering.check_steering_vector(lambda sae, latents: sae.W_dec[:, latents].sum(-1)) is True
+    assert "correct" in capsys.readouterr().out
+
+
+# --- exercise 2: the steering hook ----------------------------------------------------------------------------
+def right_hook(activation, hook, vector, scale, positions=None):
+    if positions is None:
+        return activation + scale * vector
+    out = activation.clone()
+    out[:, positions] += scale * vector
+    return out
+
+
+def in_place(activation, hook, vector, scale, positions=None):
+    if positions is None:
+        activation += scale * vector
+    else:
+        activation[:, positions] += scale * vector
+    return activation
+
+
+def no_return(activation, hook, vector, scale, positions=None):
+    activation + scale * vector
+
+
+def batch_axis(activation, hook, vector, scale, positions=None):
+    out = activation.clone()
+    out[positions if positions is not None else slice(None)] += scale * vector
+    return out
+
+
+def everywhere(activation, hook, vector, scale, positions=None):
+    return activation + scale * vector
+
+
+def scaled_twice(activation, hook, vector, scale, positions=None):
+    return right_hook(activation, hook, scale * vector, scale, positions)
+
+
+def no_scale(activation, hook, vector, scale, positions=None):
+    return right_hook(activation, hook, vector, 1.0, positions)
+
+
+def normalised(activation, hook, vector, scale, positions=None):
+    return right_hook(activation, hook, vector / vector.norm(), scale, positions)
+
+
+def returns_delta(activation, hook, vector, scale, positions=None):
+    return scale * vector
+
+
+def test_steering_hook_check_passes_the_right_answer_and_the_library(capsys):
+    assert check_steering_hook(right_hook) is True
+    assert verdict(capsys) == "✓ check_steering_hook: correct\n"
+    assert check_steering_hook(lambda a, h, v, s, p=None: steering.add_steering(a, v, s, p)) is True
+
+
+def test_steering_hook_check_says_not_done_for_the_stub(capsys):
+    def stub(activation, hook, vector, scale, positions=None):
+        raise NotImplementedError
+
+    assert check_steering_hook(stub) is False
+    assert verdict(capsys).startswith("… check_steering_hook: not done yet")
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (in_place, "in place"),
+    (no_return, "returned None"),
+    (batch_axis, "wrong axis"),
+    (everywhere, "at every position"),
+    (scaled_twice, "scaled twice"),
+    (no_scale, "without multiplying it by `scale`"),
+    (normalised, "normalise"),
+    (returns_delta, "shape"),
+])
+def test_steering_hook_check_names_each_mistake(wrong, hint, capsys):
+    assert check_steering_hook(wrong) is False
+    out = verdict(capsys)
+    assert out.startswith("✗ check_steering_hook:") and hint in out, out
+
+
+def test_add_steering_leaves_the_input_alone_and_counts_positions_from_the_end():
+    act, vec = torch.randn(2, 5, 4), torch.randn(4)
+    before = act.clone()
+    out = steering.add_steering(act, vec, 2.0, [-1])
+    assert torch.equal(act, before)
+    torch.testing.assert_close(out[:, -1], act[:, -1] + 2 * vec)
+    torch.testing.assert_close(out[:, :-1], act[:, :-1])
+    torch.testing.assert_close(steering.add_steering(act, vec, 2.0, 1), steering.add_steering(act, vec, 2.0, [1]))
+    torch.testing.assert_close(steering.add_steering(act, vec, 2.0), act + 2 * vec)
+
+
+# --- exercise 3: a with block that always removes its hook --------------------------------------------------------
+@pytest.fixture(scope="module")
+def model(small_hf_dir):
+    from saelab.models import load_model
+    return load_model(str(small_hf_dir))
+
+
+HOOK = "blocks.1.hook_resid_post"
+
+
+def n_hooks(model):
+    return sum(len(hp.fwd_hooks) for hp in model.hook_dict.values())
+
+
+@contextlib.contextmanager
+def right_steer(model, hook_name, vector, scale):
+    with model.hooks(fwd_hooks=[(hook_name, functools.partial(right_hook, vector=vector, scale=scale))]):
+        yield model
+
+
+@contextlib.contextmanager
+def left_after_error(model, hook_name, vector, scale):
+    model.add_hook(hook_name, steering.steering_hook(vector, scale))
+    yield model
+    model.hook_dict[hook_name].remove_hooks("fwd")  # never reached when the block raises
+
+
+@contextlib.contextmanager
+def never_removed(model, hook_name, vector, scale):
+    model.add_hook(hook_name, steering.steering_hook(vector, scale))
+    yield model
+
+
+@contextlib.contextmanager
+def removes_every_hook(model, hook_name, vector, scale):
+    model.add_hook(hook_name, steering.steering_hook(vector, scale))
+    try:
+        yield model
+    finally:
+        model.reset_hooks()
+
+
+@contextlib.contextmanager
+def swallows_the_error(model, hook_name, vector, scale):
+    with model.hooks(fwd_hooks=[(hook_name, steering.steering_hook(vector, scale))]):
+        try:
+            yield model
+        except Exception:
+            pass
+
+
+@contextlib.contextmanager
+def hook_after_yield(model, hook_name, vector, scale):
+    yield model
+    model.add_hook(hook_name, steering.steering_hook(vector, scale))
+
+
+def not_a_context_manager(model, hook_name, vector, scale):
+    model.add_hook(hook_name, steering.steering_hook(vector, scale))
+
+
+@contextlib.contextmanager
+def steer_scaled_twice(model, hook_name, vector, scale):
+    with model.hooks(fwd_hooks=[(hook_name, steering.steering_hook(scale * vector, scale))]):
+        yield model
+
+
+def test_steer_check_passes_the_right_answer_and_the_library(model, capsys):
+    assert check_steer(right_steer, model, HOOK) is True
+    assert verdict(capsys) == "✓ check_steer: correct\n"
+    assert check_steer(steering.steer, model, HOOK) is True
+    assert n_hooks(model) == 0
+
+
+def test_steer_check_says_not_done_for_the_stub(model, capsys):
+    @contextlib.contextmanager
+    def stub(model, hook_name, vector, scale):
+        raise NotImplementedError
+        yield model
+
+    assert check_steer(stub, model, HOOK) is False
+    assert verdict(capsys).startswith("… check_steer: not done yet")
+    assert n_hooks(model) == 0
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (left_after_error, "when generation fails"),
+    (never_removed, "still on the model after the `with` block"),
+    (removes_every_hook, "removed hooks that were on the model before"),
+    (swallows_the_error, "swallowed the error"),
+    (hook_after_yield, "not steered"),
+    (not_a_context_manager, "not a context manager"),
+    (steer_scaled_twice, "scaled twice"),
+])
+def test_steer_check_names_each_mistake_and_leaves_the_model_clean(wrong, hint, model, capsys):
+    assert check_steer(wrong, model, HOOK) is False
+    out = verdict(capsys)
+    assert out.startswith("✗ check_steer:") and hint in out, out
+    assert n_hooks(model) == 0  # whatever the student's code left behind is gone
+
+
+def test_steer_check_keeps_the_callers_hooks(model, capsys):
+    model.add_hook("blocks.0.hook_resid_post", lambda act, hook: None)
+    had = n_hooks(model)
+    try:
+        assert had > 0 and check_steer(right_steer, model, HOOK) is True
+        assert n_hooks(model) == had
+    finally:
+        model.reset_hooks()
+
+
+def test_steer_check_rejects_an_unknown_hook(model, capsys):
+    assert check_steer(right_steer, model, "blocks.9.hook_resid_post") is False
+    assert "no hook" in verdict(capsys)
+
+
+def test_strict_mode_raises_for_a_wrong_answer(model, monkeypatch):
+    monkeypatch.setenv(report.STRICT_ENV, "1")
+    with pytest.raises(report.CheckFailed):
+        check_steer(never_removed, model, HOOK)
+    assert n_hooks(model) == 0
