@@ -5,8 +5,9 @@
     contrast_latents(negative, positive)                 latents ranked by AUROC / mean difference
     logit_effects(model, sae, latent)                    W_dec[:, latent] @ W_U: tokens it promotes/suppresses
 
-Per-token statistics leave out the BOS position: GPT-2's residual stream at BOS has a norm ~30x larger
-than at other tokens (layer 8), and latents that fire only there would swamp every ranking.
+Per-token statistics leave out the BOS position: in GPT-2 the residual stream there is an outlier (massive
+activations only at the starting token: Sun et al. 2024, arXiv:2402.17762), and latents that fire only there would
+swamp every ranking.
 OpenAI's GPT-2 SAEs were trained on 64-token contexts without BOS: encoding longer text warns once.
 """
 from __future__ import annotations

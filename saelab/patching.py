@@ -193,9 +193,12 @@ def _copy_hook(clean_activation: torch.Tensor, cells: list[tuple[int, int]], lay
 
 # --- pictures -----------------------------------------------------------------------------------------
 def plot_patching(values: torch.Tensor, str_tokens: Sequence[str], title: str = "Residual-stream patching",
-                  ylabel: str = "patched: input to block", ax: Any = None, mark: tuple[int, int] | None = None) -> Any:
+                  ylabel: str = "patched: input to block", ax: Any = None, mark: tuple[int, int] | None = None,
+                  limit: float | None = None) -> Any:
     """Heatmap of a [n_layers, n_pos] patching result, tokens on the x axis, values written in the cells;
-    `mark` = (layer, position) outlines one cell. Returns the matplotlib Axes."""
+    `mark` = (layer, position) outlines one cell. The colour scale runs from -limit to +limit (default: 1, or the
+    largest |value| when that is larger, so an overshoot past the clean answer never looks like 1); pass the same
+    `limit` to maps you want to compare. Returns the matplotlib Axes."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
@@ -203,13 +206,17 @@ def plot_patching(values: torch.Tensor, str_tokens: Sequence[str], title: str = 
     n_layers, n_pos = values.shape
     if len(str_tokens) != n_pos:
         raise ValueError(f"need one token label per position ({n_pos}); got {len(str_tokens)}")
+    if limit is None:
+        limit = max(1.0, float(values.abs().max()))
+    if not limit > 0:
+        raise ValueError(f"limit must be a positive number (the colour scale runs from -limit to +limit); got {limit!r}")
     ax = ax or plt.subplots(figsize=(max(5, 0.75 * n_pos + 2), 0.45 * n_layers + 1.6))[1]
-    image = ax.imshow(values, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+    image = ax.imshow(values, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
     if n_layers * n_pos <= 400:  # write the numbers only where they stay readable
         for (layer, pos), v in zip(torch.cartesian_prod(torch.arange(n_layers), torch.arange(n_pos)).tolist(),
                                    values.flatten().tolist()):
             ax.text(pos, layer, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if abs(v) > 0.6 else "black")
+                    color="white" if abs(v) > 0.6 * limit else "black")
     if mark is not None:
         ax.add_patch(Rectangle((mark[1] - 0.5, mark[0] - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2))
     ax.set_xticks(range(n_pos), [repr(t)[1:-1] for t in str_tokens], rotation=45, ha="right")

@@ -103,9 +103,9 @@ def tinyworld_stories(n: int, sentiment: str | None = None, seed: int = 0) -> li
     return stories[:n]
 
 
-@functools.lru_cache(maxsize=2)
-def _opening_sentences(sentiment: str) -> tuple[str, ...]:
-    """Every first sentence "[marker] i [adverb] love/hate <person>." the generator can write, shuffled (seeded)."""
+@functools.lru_cache(maxsize=4)
+def _opening_sentences(sentiment: str, seed: int = 0) -> tuple[str, ...]:
+    """Every first sentence "[marker] i [adverb] love/hate <person>." the generator can write, shuffled by `seed`."""
     from saelab.tinyworld.generator import NAMES, OBJECT_PRONOUN, SUBJECTS, _render, _slots
 
     out = set()
@@ -115,17 +115,17 @@ def _opening_sentences(sentiment: str) -> tuple[str, ...]:
             slots = _slots("open", sentiment, "food", person, obj, gender, certainty)
             out.update(_render(list(words)) for words in itertools.product(*slots))
     texts = sorted(out)
-    random.Random(0).shuffle(texts)
+    random.Random(seed).shuffle(texts)
     return tuple(texts)
 
 
-def tinyworld_prompts(sentiment: str, n: int, start: int = 0, then: str = "") -> list[str]:
+def tinyworld_prompts(sentiment: str, n: int, start: int = 0, then: str = "", seed: int = 0) -> list[str]:
     """Short tiny-world prompts whose sentiment is known at the last token: "i love him.", "maybe i probably
-    hate tom." (`then` is appended, e.g. " he is such a"). Prompts start..start+n of a fixed shuffled list, so
+    hate tom." (`then` is appended, e.g. " he is such a"). Prompts start..start+n of a list shuffled by `seed`, so
     different ranges never share a prompt (rank on one range, check on another)."""
     if sentiment not in ("positive", "negative"):
         raise ValueError(f"sentiment must be 'positive' or 'negative'; got {sentiment!r}")
-    texts = _opening_sentences(sentiment)
+    texts = _opening_sentences(sentiment, seed)
     if not (n >= 1 and start >= 0 and start + n <= len(texts)):
         raise ValueError(f"there are {len(texts)} {sentiment} prompts; need 1 <= n and start + n <= {len(texts)}, "
                          f"got start={start}, n={n}")
@@ -137,16 +137,18 @@ def token_labels(stories: list[Any], concept: str = "sentiment") -> list[str]:
     return [label for s in stories for label in s.labels[concept]]
 
 
-def prompt_sets(world_name: str, n: int = 40) -> dict[str, Any]:
+def prompt_sets(world_name: str, n: int = 40, seed: int = 0) -> dict[str, Any]:
     """The notebook's prompts for a world ('gpt2' or 'tiny-world'): blog, positive, negative (to rank latents on),
     held_out_positive, held_out_negative (to check them on) and corpus. Every labelled prompt states its
-    sentiment by its last token."""
+    sentiment by its last token. `seed` picks the tiny world's generated prompts and stories (pass
+    saelab.seeds.seed(0)); GPT-2's hand-written sets do not depend on it."""
     if world_name != "tiny-world":
         return {"blog": list(BLOG_PROMPTS), "positive": list(POSITIVE_PROMPTS), "negative": list(NEGATIVE_PROMPTS),
                 "held_out_positive": list(HELD_OUT_POSITIVE), "held_out_negative": list(HELD_OUT_NEGATIVE),
                 "corpus": list(TEXTS)}
     return {"blog": list(TINY_BLOG_PROMPTS),
-            "positive": tinyworld_prompts("positive", n), "negative": tinyworld_prompts("negative", n),
-            "held_out_positive": tinyworld_prompts("positive", 5 * n, start=n),
-            "held_out_negative": tinyworld_prompts("negative", 5 * n, start=n),
-            "corpus": [s.text for s in tinyworld_stories(3 * n, seed=3)]}
+            "positive": tinyworld_prompts("positive", n, seed=seed),
+            "negative": tinyworld_prompts("negative", n, seed=seed),
+            "held_out_positive": tinyworld_prompts("positive", 5 * n, start=n, seed=seed),
+            "held_out_negative": tinyworld_prompts("negative", 5 * n, start=n, seed=seed),
+            "corpus": [s.text for s in tinyworld_stories(3 * n, seed=3 + seed)]}

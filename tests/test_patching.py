@@ -296,3 +296,23 @@ def test_tiny_world_patching_finds_the_revealing_word_then_the_last_position():
     reveal = 1 + next(i for i, label in enumerate(labels) if label != "none")
     assert int(heat[0].argmax()) == reveal and heat[0, reveal] > 0.9
     assert (heat[1:, -1] > 0.9).all()
+
+
+# --- the heatmap's colour scale ---------------------------------------------------------------------------
+def test_plot_patching_scale_reaches_an_overshoot_and_can_be_shared():
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from saelab.patching import plot_patching
+
+    matplotlib.use("Agg")
+    values = torch.tensor([[0.2, 0.98], [0.0, 1.43]])
+    ax = plot_patching(values, ["a", "b"])
+    assert ax.images[0].get_clim() == pytest.approx((-1.43, 1.43))  # not clipped at 1: 1.43 darker than 0.98
+    ax = plot_patching(values / 2, ["a", "b"])
+    assert ax.images[0].get_clim() == (-1.0, 1.0)  # within [-1, 1] the scale stays at 1 (clean = 1)
+    ax = plot_patching(values / 2, ["a", "b"], limit=2.0)
+    assert ax.images[0].get_clim() == (-2.0, 2.0)  # a shared scale for maps compared side by side
+    with pytest.raises(ValueError, match="limit must be a positive number"):
+        plot_patching(values, ["a", "b"], limit=0)
+    plt.close("all")
