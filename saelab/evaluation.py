@@ -5,6 +5,9 @@
     dead          fraction of latents that never fire on the eval set
     loss recovered (L_zero - L_sae) / (L_zero - L_clean): splice the reconstruction into the forward pass
                   at the hook; 1 = as good as the real activation, 0 = as bad as zeroing it
+    CE increase   L_sae - L_clean (nats per token), and KL(clean || spliced) of the next-token distribution:
+                  what the splice costs in absolute terms (`splice_costs`), needed where L_zero - L_clean is
+                  small and loss recovered is a ratio of small numbers
 
 Splicing never touches the BOS position: the SAE was not trained on it (its activation is the same vector for
 every text, and on GPT-2 an outlier far larger than the other positions); the clean, SAE and zero runs all keep
@@ -126,10 +129,57 @@ def lm_loss_recovered(model: Any, sae: SAE, texts: list[str], hook_name: str | N
     return out
 
 
+@torch.no_grad()
+def _logprobs_and_keep(model: Any, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token log-probabilities [batch, pos - 1, vocab] and which of them predict a real token."""
+    logits = model(tokens.to(model.cfg.device), return_type="logits").float()
+    return logits[:, :-1].log_softmax(dim=-1), mask[:, 1:].to(logits.device)
+
+
+@torch.no_grad()
+def splice_costs(model: Any, sae: SAE, texts: list[str], hook_name: str | None = None,
+                 batch_size: int = 32, max_length: int | None = 128) -> dict[str, float]:
+    """What splicing the SAE in costs the model, three ways, next to zero-ablation (nats per predicted token).
+
+    loss_clean / loss_sae / loss_zero and loss_recovered as in `lm_loss_recovered`;
+    ce_increase_sae = loss_sae - loss_clean, ce_increase_zero = loss_zero - loss_clean (the gap that
+    loss_recovered divides by: when it is small, loss recovered is fragile);
+    kl_sae, kl_zero = mean KL(clean next-token distribution || spliced one) over the predicted tokens.
+    """
+    hook_name = hook_name or sae.hook_name
+    if hook_name is None:
+        raise ValueError("pass hook_name='blocks.L.hook_...' or set sae.hook_name")
+    runs = {"sae": sae_replacement(sae), "zero": zero_replacement}
+    nll = dict.fromkeys(["clean", *runs], 0.0)
+    kl = dict.fromkeys(runs, 0.0)
+    n = 0
+    for b in range(0, len(texts), batch_size):
+        tokens, mask = tokenize_texts(model, texts[b:b + batch_size], max_length)
+        clean, keep = _logprobs_and_keep(model, tokens, mask)
+        targets = tokens[:, 1:].to(clean.device).unsqueeze(-1)
+        nll["clean"] += -clean.gather(-1, targets).squeeze(-1)[keep].sum().item()
+        for name, replace in runs.items():
+            with spliced(model, hook_name, replace):
+                run, _ = _logprobs_and_keep(model, tokens, mask)
+            nll[name] += -run.gather(-1, targets).squeeze(-1)[keep].sum().item()
+            kl[name] += (clean.exp() * (clean - run)).sum(-1)[keep].sum().item()
+        n += int(keep.sum())
+    n = max(n, 1)
+    out = {f"loss_{k}": v / n for k, v in nll.items()}
+    out["loss_recovered"] = loss_recovered(out["loss_clean"], out["loss_sae"], out["loss_zero"])
+    out.update({f"ce_increase_{k}": out[f"loss_{k}"] - out["loss_clean"] for k in runs})
+    out.update({f"kl_{k}": v / n for k, v in kl.items()})
+    return out
+
+
 def evaluate_sae(model: Any, sae: SAE, acts: torch.Tensor, texts: list[str],
-                 hook_name: str | None = None) -> dict[str, float]:
-    """Everything at once: L0, FVU and dead fraction on `acts`, LM loss recovered on `texts`."""
-    return {**sae_metrics(sae, acts), **lm_loss_recovered(model, sae, texts, hook_name)}
+                 hook_name: str | None = None, costs: bool = False) -> dict[str, float]:
+    """Everything at once: L0, FVU and dead fraction on `acts`, LM loss recovered on `texts`.
+
+    With `costs=True` also the CE-loss increase and KL of the splice and of zero-ablation (`splice_costs`).
+    """
+    lm = splice_costs if costs else lm_loss_recovered
+    return {**sae_metrics(sae, acts), **lm(model, sae, texts, hook_name)}
 
 
 # --- latents vs known concepts (tiny world) -----------------------------------------------------
@@ -172,51 +222,5 @@ def story_ids(stories: Sequence[Any]) -> torch.Tensor:
     return torch.repeat_interleave(torch.arange(len(stories)), torch.tensor([len(s.words) for s in stories]))
 
 
-# --- exercise: the splice hook ------------------------------------------------------------------------
-def check_splice_hook(make_splice_hook: Callable[[SAE], Callable], verbose: bool = True) -> bool:
-    """Check a student's `make_splice_hook(sae) -> hook_fn(activation, hook)`; print why a wrong one fails.
-
-    The hook must return the activation [batch, pos, d_model] with every position except BOS (position 0)
-    replaced by `sae.reconstruct(...)`. Returns True when right; never raises, so a stub does not stop a notebook.
-    """
-    def fail(msg: str) -> bool:
-        if verbose:
-            print(f"Not yet: {msg}")
-        return False
-
-    torch.manual_seed(0)
-    sae = SAE(8, 32)
-    with torch.no_grad():
-        for p in (sae.encoder.weight, sae.decoder.weight, sae.pre_bias, sae.latent_bias):
-            p.normal_(0, 0.5)
-    act = torch.randn(2, 5, 8) * 3
-    expected = act.clone()
-    with torch.no_grad():
-        expected[:, 1:] = sae.reconstruct(act[:, 1:])
-    try:
-        hook_fn = make_splice_hook(sae)
-        if not callable(hook_fn):
-            return fail(f"make_splice_hook(sae) returned {type(hook_fn).__name__}; return a function "
-                        "hook_fn(activation, hook)")
-        with torch.no_grad():
-            out = hook_fn(act.clone(), None)
-    except Exception as err:  # a stub that raises, or a bug: explain instead of crashing
-        return fail(f"calling your hook raised {type(err).__name__}: {err}")
-    if out is None:
-        return fail("your hook returned None; a TransformerLens hook that replaces the activation must return "
-                    "the new tensor [batch, pos, d_model]")
-    if not torch.is_tensor(out) or out.shape != act.shape:
-        return fail(f"your hook returned shape {tuple(getattr(out, 'shape', ()))}; expected {tuple(act.shape)} "
-                    "(the same shape as the activation)")
-    if torch.allclose(out, act):
-        return fail("your hook returned the activation unchanged; replace it with sae.reconstruct(...)")
-    if not torch.allclose(out[:, 0], act[:, 0]):
-        if torch.allclose(out[:, 0], sae.reconstruct(act[:, :1])[:, 0], atol=1e-5):
-            return fail("position 0 (BOS) was reconstructed too; keep the original activation there")
-        return fail("position 0 (BOS) changed; keep the original activation there")
-    if not torch.allclose(out[:, 1:], expected[:, 1:], atol=1e-5):
-        return fail("positions 1.. differ from sae.reconstruct(activation)[:, 1:]; did you call sae.encode only, "
-                    "or decode without the pre_bias?")
-    if verbose:
-        print("Correct: every token after BOS now flows through the SAE.")
-    return True
+# --- exercise: the splice hook (the check lives with notebook 05's other checks) --------------------------
+from saelab.checks.training import check_splice_hook  # noqa: E402,F401  (re-exported for older imports)
