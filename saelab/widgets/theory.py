@@ -17,8 +17,11 @@ def _slider(kind, description: str, **kwargs):
                 layout=widgets.Layout(width="380px"), **kwargs)
 
 
-def toy_sae_panel(n_steps: int = 800, seed: int = 0) -> widgets.Widget:
-    """Sliders for sparsity, features vs dimensions, alpha (L1) or k, expansion; retrains on each change."""
+def toy_sae_panel(n_steps: int = 400, seed: int = 0) -> widgets.Widget:
+    """Sliders for sparsity, features vs dimensions, alpha (L1) or k, expansion; retrains on each change.
+
+    Each setting is one run with `seed` (pass `saelab.seeds.seed(0)` so `SAELAB_SEED` shifts it too).
+    """
     controls = {
         "sparsity": _slider(widgets.FloatLogSlider, "P(feature active)", value=0.05, base=10, min=-2, max=-0.3,
                             step=0.1, readout_format=".3f"),
