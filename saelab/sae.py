@@ -1,14 +1,21 @@
-"""A sparse autoencoder (ReLU or TopK) that reads and writes OpenAI's state-dict format.
+"""A sparse autoencoder; ReLU and TopK read and write OpenAI's state-dict format.
 
-    latents = act(W_enc @ (x - pre_bias) + latent_bias)      act = ReLU or TopK(k)
+    latents = act(W_enc @ (x - pre_bias) + latent_bias)      act = ReLU, TopK(k), or see below
     recons  = W_dec @ latents + pre_bias
 
 With `normalize=True` (OpenAI's v5 TopK SAEs) x is first standardised per token,
 x -> (x - mean) / (std + 1e-5), and the reconstruction is mapped back with the same mean and std.
+
+The newer architectures (BatchTopK, Matryoshka BatchTopK, JumpReLU, Gated; their rules are in
+`saelab.architectures`) are saved in SAELens's layout: a folder with `cfg.json` and `sae_weights.safetensors`
+(W_enc [d_in, d_sae], b_enc, W_dec [d_sae, d_in], b_dec, plus `threshold` for JumpReLU, BatchTopK and Matryoshka,
+which load elsewhere as JumpReLU SAEs, or b_gate, r_mag, b_mag for Gated); `cfg.json` keeps saelab's own
+settings under "saelab" so `load_sae_file` rebuilds the same SAE.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from saelab import architectures as arch
+from saelab.architectures import topk_activation
 from saelab.files import atomic_path
 
 # Keys every OpenAI-format state dict has; "activation" and "activation_state_dict" are optional.
@@ -34,12 +43,6 @@ def standardise(x: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.
     return x / (std + eps), mu, std
 
 
-def topk_activation(pre_acts: torch.Tensor, k: int) -> torch.Tensor:
-    """Keep the k largest pre-activations per row (then ReLU), zero the rest. Same shape as input."""
-    values, indices = pre_acts.topk(k, dim=-1)
-    return torch.zeros_like(pre_acts).scatter_(-1, indices, F.relu(values))
-
-
 class SAE(nn.Module):
     """A sparse autoencoder for one hook point of a language model (`hook_name`)."""
 
@@ -51,16 +54,18 @@ class SAE(nn.Module):
         k: int | None = None,
         normalize: bool | None = None,
         hook_name: str | None = None,
+        prefixes: tuple[int, ...] | list[int] | None = None,
     ) -> None:
         super().__init__()
-        activation = activation.lower()
-        if activation not in ACTIVATION_NAMES:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATION_NAMES)}; got {activation!r}")
-        if activation == "topk":
+        activation = arch.check_architecture(activation)
+        if activation in arch.NEEDS_K:
             if k is None or not 1 <= int(k) <= n_latents:
-                raise ValueError(f"TopK needs 1 <= k <= n_latents ({n_latents}); got k={k}. Pick a smaller k.")
+                raise ValueError(f"{activation} needs 1 <= k <= n_latents ({n_latents}); got k={k}. "
+                                 "Pick a smaller k.")
         elif k is not None:
-            raise ValueError("k only applies to activation='topk'; drop k or use activation='topk'")
+            raise ValueError(f"k only applies to {', '.join(arch.NEEDS_K)}; drop k or pick one of those")
+        if prefixes is not None and activation != "matryoshka":
+            raise ValueError("prefixes only apply to activation='matryoshka'; drop prefixes")
         self.activation = activation
         self.k = None if k is None else int(k)
         # OpenAI's loader switches normalisation on exactly for TopK files; default to the same rule.
@@ -74,6 +79,23 @@ class SAE(nn.Module):
         self.register_buffer("stats_last_nonzero", torch.zeros(n_latents, dtype=torch.long))
         self.register_buffer("latents_activation_frequency", torch.ones(n_latents))
         self.register_buffer("latents_mean_square", torch.zeros(n_latents))
+        self._add_architecture_parameters(prefixes)
+
+    def _add_architecture_parameters(self, prefixes: tuple[int, ...] | list[int] | None) -> None:
+        """The tensors only some architectures have (none for ReLU and TopK, which keep OpenAI's keys)."""
+        n = self.n_latents
+        if self.activation in ("batchtopk", "matryoshka"):
+            self.register_buffer("threshold", torch.tensor(-1.0))  # < 0: not estimated yet (set by training)
+        if self.activation == "matryoshka":
+            prefixes = tuple(int(m) for m in (prefixes or arch.default_prefixes(n)))
+            if list(prefixes) != sorted(set(prefixes)) or prefixes[0] < 1 or prefixes[-1] != n:
+                raise ValueError(f"prefixes must increase strictly and end at n_latents ({n}); got {prefixes}")
+            self.prefixes = prefixes
+        if self.activation == "jumprelu":
+            self.log_threshold = nn.Parameter(torch.full((n,), math.log(arch.JUMP_INIT_THRESHOLD)))
+        if self.activation == "gated":
+            self.r_mag = nn.Parameter(torch.zeros(n))
+            self.mag_bias = nn.Parameter(torch.zeros(n))
 
     @property
     def d_model(self) -> int:
@@ -89,7 +111,7 @@ class SAE(nn.Module):
         return self.decoder.weight
 
     def __repr__(self) -> str:
-        act = f"topk(k={self.k})" if self.activation == "topk" else "relu"
+        act = f"{self.activation}(k={self.k})" if self.k is not None else self.activation
         return (f"SAE(d_model={self.d_model}, n_latents={self.n_latents}, activation={act}, "
                 f"normalize={self.normalize}, hook_name={self.hook_name!r})")
 
@@ -106,10 +128,8 @@ class SAE(nn.Module):
         return F.linear(x - self.pre_bias, self.encoder.weight, self.latent_bias)
 
     def activate(self, pre_acts: torch.Tensor) -> torch.Tensor:
-        """Apply ReLU or TopK to pre-activations."""
-        if self.activation == "topk":
-            return topk_activation(pre_acts, self.k)
-        return F.relu(pre_acts)
+        """Pre-activations -> latents by the architecture's inference rule (`saelab.architectures.activate`)."""
+        return arch.activate(self, pre_acts)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Latent activations for raw inputs x [..., d_model] -> [..., n_latents]."""
@@ -153,7 +173,7 @@ class SAE(nn.Module):
         """OpenAI's state dict: tensors plus the activation's name and settings."""
         sd = super().state_dict(*args, **kwargs)
         prefix = kwargs.get("prefix", "")
-        sd[prefix + "activation"] = ACTIVATION_NAMES[self.activation]
+        sd[prefix + "activation"] = ACTIVATION_NAMES.get(self.activation, self.activation)
         sd[prefix + "activation_state_dict"] = (
             {"k": self.k, "postact_fn": "ReLU"} if self.activation == "topk" else {}
         )
@@ -186,8 +206,14 @@ class SAE(nn.Module):
         return sae if device is None else sae.to(device)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the SAE in OpenAI's format (atomically) plus a small JSON sidecar with its hook."""
+        """Write the SAE in OpenAI's format (atomically) plus a small JSON sidecar with its hook.
+
+        The newer architectures go to a folder `path` in SAELens's layout instead (see the module docstring).
+        """
         path = Path(path)
+        if self.activation not in arch.OPENAI_FORMAT:
+            from saelab.sae_formats import save_saelens
+            return save_saelens(self, path)
         sd = {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in self.state_dict().items()}
         with atomic_path(path) as tmp:
             torch.save(sd, tmp)
@@ -230,6 +256,9 @@ def load_sae_file(path: str | os.PathLike, hook_name: str | None = None,
                   device: str | torch.device | None = None) -> SAE:
     """Load an OpenAI-format `.pt` file safely (weights_only) and memory-mapped (no second copy)."""
     path = Path(path)
+    if path.is_dir() and (path / "cfg.json").is_file():
+        from saelab.sae_formats import load_saelens
+        return load_saelens(path, hook_name=hook_name, device=device)
     if not path.is_file():
         raise FileNotFoundError(f"no SAE file at {path}")
     try:

@@ -1,7 +1,8 @@
-"""Train an SAE (ReLU + L1 or TopK) on activations: one small loop for the toy and for GPT-2.
+"""Train an SAE on activations: one small loop for the toy and for GPT-2, for every architecture.
 
     ReLU:  loss = ||x - x_hat||^2 + l1_coef * ||c||_1      (per token, averaged over the batch)
     TopK:  loss = ||x - x_hat||^2                           (sparsity is built into the activation)
+    BatchTopK, Matryoshka, JumpReLU (l0_coef), Gated (l1_coef): their rules are in `saelab.architectures`.
 
 The L1 term is weighted by the decoder norms implicitly: after every optimiser step each decoder
 column is rescaled to unit norm, so the SAE cannot shrink ||c||_1 by growing a column instead.
@@ -37,8 +38,10 @@ from typing import Callable, Iterable, Iterator
 import torch
 import torch.nn.functional as F
 
+from saelab import architectures as arch
 from saelab import metrics
 from saelab import precision as amp
+from saelab.architectures import aux_k_loss
 from saelab.sae import SAE
 
 STRATEGIES = ("reinit", "high_loss")
@@ -88,7 +91,20 @@ def init_sae_(sae: SAE, seed: int = 0, x_sample: torch.Tensor | None = None) -> 
         x_sample = x_sample.reshape(-1, x_sample.shape[-1]).to(W)
         sae.pre_bias.copy_(sae.preprocess(x_sample)[0].mean(dim=0))
     sae.stats_last_nonzero.zero_()
+    _init_architecture_(sae)
     return sae
+
+
+@torch.no_grad()
+def _init_architecture_(sae: SAE) -> None:
+    """Reset the tensors only some architectures have (nothing for ReLU and TopK)."""
+    if hasattr(sae, "threshold"):
+        sae.threshold.fill_(-1.0)  # BatchTopK / Matryoshka: estimated again during training
+    if sae.activation == "jumprelu":
+        sae.log_threshold.fill_(math.log(arch.JUMP_INIT_THRESHOLD))
+    if sae.activation == "gated":
+        sae.r_mag.zero_()
+        sae.mag_bias.zero_()
 
 
 def iterate_batches(data: torch.Tensor | Iterable[torch.Tensor], batch_size: int,
@@ -165,7 +181,8 @@ def resample_dead_latents(sae: SAE, optimizer: torch.optim.Optimizer | None, dea
         x_hat = sae.decoder(sae.activate(sae.encode_pre_act(x))) + sae.pre_bias
         err = (y - x_hat).pow(2).sum(dim=-1).float().cpu()
         probs = err if err.sum() > 0 else torch.ones_like(err)
-        picks = torch.multinomial(probs, len(idx), replacement=len(idx) > len(x), generator=g)
+        # with replacement when fewer inputs have an error than latents are dead: never a zero-error input
+        picks = torch.multinomial(probs, len(idx), replacement=len(idx) > int((probs > 0).sum()), generator=g)
         directions = F.normalize(y[picks.to(x.device)] - sae.pre_bias, dim=-1)
         alive = ~dead
         scale = 0.2 * W_enc[alive].norm(dim=1).mean() if alive.any() else 1.0
@@ -185,20 +202,6 @@ def resample_dead_latents(sae: SAE, optimizer: torch.optim.Optimizer | None, dea
     return len(idx)
 
 
-def aux_k_loss(sae: SAE, pre_act: torch.Tensor, residual: torch.Tensor, dead: torch.Tensor, aux_k: int
-               ) -> torch.Tensor:
-    """OpenAI's AuxK loss: the `aux_k` strongest *dead* latents of each token try to reconstruct the residual
-    x - x_hat that the live latents left, normalised by the residual's size. 0 when no latent is dead."""
-    n_dead = int(dead.sum())
-    if n_dead == 0:
-        return pre_act.new_zeros(())
-    vals, idx = pre_act.masked_fill(~dead, -float("inf")).topk(min(aux_k, n_dead), dim=-1)
-    aux_latents = torch.zeros_like(pre_act).scatter_(-1, idx, F.relu(vals))
-    residual = residual.detach()
-    error = (sae.decoder(aux_latents) - residual).pow(2).sum(-1).mean()
-    return error / residual.pow(2).sum(-1).mean().clamp_min(1e-12)
-
-
 def decoder_orthogonality_auto(W_dec: torch.Tensor, exact_max: int = 2048, seed: int = 0) -> float:
     """Exact mean |cos| of decoder columns up to `exact_max` latents, an unbiased sample above."""
     if W_dec.shape[1] <= exact_max:
@@ -216,6 +219,7 @@ def train_sae(
     batch_size: int = 4096,
     lr: float = 1e-3,
     l1_coef: float = 1e-3,
+    l0_coef: float = 1e-3,
     seed: int = 0,
     init: bool = True,
     log_every: int = 50,
@@ -243,17 +247,20 @@ def train_sae(
     (input, target) pairs. `callback(history, sae)` runs after every log; return True
     from it, or set the `stop` event, to stop early. `init=False` continues from the current weights.
     `num_threads=None` uses one CPU thread for toy-sized SAEs (tiny matmuls run faster, and far
-    faster when other programs share the cores) and torch's setting otherwise. `aux_k` > 0 (TopK only)
-    adds `aux_coef` x the AuxK loss over the latents silent for `dead_after` steps. `precision` is "auto",
+    faster when other programs share the cores) and torch's setting otherwise. `aux_k` > 0 (TopK, BatchTopK,
+    Matryoshka) adds `aux_coef` x the AuxK loss over the latents silent for `dead_after` steps. `l1_coef` weighs
+    the L1 penalty of ReLU and Gated SAEs, `l0_coef` the L0 penalty of JumpReLU SAEs. `precision` is "auto",
     "fp32", "bf16" or "fp16" (CUDA only), see `saelab.precision`; `history.precision` says what ran.
     """
     amp.check_precision(precision, sae.decoder.weight.device)
-    if aux_k and sae.activation != "topk":
-        raise ValueError("aux_k is the AuxK loss of TopK SAEs; for a ReLU SAE use resample_every instead")
+    if aux_k and sae.activation not in arch.NEEDS_K:
+        raise ValueError(f"aux_k is the AuxK loss of {', '.join(arch.NEEDS_K)} SAEs; for a {sae.activation} SAE "
+                         "use resample_every instead")
     if num_threads is None and sae.n_latents * sae.d_model * batch_size < 2**24:
         num_threads = 1
     with _cpu_threads(num_threads):
-        return _train(sae, data, target=target, n_steps=n_steps, batch_size=batch_size, lr=lr, l1_coef=l1_coef, seed=seed,
+        return _train(sae, data, target=target, n_steps=n_steps, batch_size=batch_size, lr=lr, l1_coef=l1_coef,
+                      l0_coef=l0_coef, seed=seed,
                       init=init, log_every=log_every, ortho_every=ortho_every, ortho_exact_max=ortho_exact_max,
                       resample_every=resample_every, resample_strategy=resample_strategy,
                       dead_after=dead_after, aux_k=aux_k, aux_coef=aux_coef,
@@ -273,7 +280,7 @@ def _cpu_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _train(sae: SAE, data, *, target, n_steps, batch_size, lr, l1_coef, seed, init, log_every, ortho_every,
+def _train(sae: SAE, data, *, target, n_steps, batch_size, lr, l1_coef, l0_coef, seed, init, log_every, ortho_every,
            ortho_exact_max, resample_every, resample_strategy, dead_after, aux_k, aux_coef, normalize_decoder,
            progress, callback, stop, checkpoint_path, checkpoint_every, precision) -> History:
     """The training loop itself (arguments as in `train_sae`)."""
@@ -294,7 +301,10 @@ def _train(sae: SAE, data, *, target, n_steps, batch_size, lr, l1_coef, seed, in
         init_sae_(sae, seed, first_y.to(device))  # pre_bias starts at the mean of what the SAE writes
     optimizer = torch.optim.Adam(sae.parameters(), lr=lr)
     is_relu = sae.activation == "relu"
-    loss_args = (l1_coef if is_relu else None, aux_k, aux_coef, dead_after)
+    if sae.activation in arch.OPENAI_FORMAT:
+        loss_args = (l1_coef if is_relu else None, aux_k, aux_coef, dead_after)
+    else:  # the newer architectures: arch.training_losses(sae, x, y, l1_coef, l0_coef, aux_k, aux_coef, dead_after)
+        loss_args = (l1_coef, l0_coef, aux_k, aux_coef, dead_after)
     history = History(precision=_resolve(precision, sae, first, lr, loss_args, normalize_decoder))
     scaler = amp.grad_scaler(history.precision, device) if history.precision == "fp16" else None
     bar = None
@@ -368,10 +378,18 @@ def _check_target(sae: SAE, x: torch.Tensor, y: torch.Tensor) -> None:
                          f"{y.reshape(-1, y.shape[-1]).shape[0]} target rows; yield one target row per input row")
 
 
-def _losses(sae: SAE, x: torch.Tensor, y: torch.Tensor, l1_coef: float | None, aux_k: int, aux_coef: float,
-            dead_after: int) -> tuple[torch.Tensor, ...]:
+def _losses(sae: SAE, x: torch.Tensor, y: torch.Tensor, *loss_args) -> tuple[torch.Tensor, ...]:
     """One forward pass on preprocessed x [batch, d_model] reconstructing y (x itself, or a target):
-    (loss, mse, l1, latents, x_hat); losses in float32.
+    (loss, mse, l1, latents, x_hat); losses in float32. The newer architectures' losses are in
+    `saelab.architectures.training_losses`; ReLU's and TopK's are below."""
+    if sae.activation not in arch.OPENAI_FORMAT:
+        return arch.training_losses(sae, x, y, *loss_args)
+    return _relu_topk_losses(sae, x, y, *loss_args)
+
+
+def _relu_topk_losses(sae: SAE, x: torch.Tensor, y: torch.Tensor, l1_coef: float | None, aux_k: int,
+                      aux_coef: float, dead_after: int) -> tuple[torch.Tensor, ...]:
+    """ReLU (+ L1) or TopK (+ AuxK): (loss, mse, l1, latents, x_hat); losses in float32.
 
     Under autocast the matmuls (and so latents) are bf16/fp16; x_hat = bf16 + float32 pre_bias is float32.
     """
