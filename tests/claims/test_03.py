@@ -28,6 +28,11 @@ VALUES = {
                        "'clean': float(real.clean[real.latents == i].sum()), "
                        "'corrupted': float(real.corrupted[real.latents == i].sum())} for i in best]",
         "max_ablation": "float(ablated.effects.abs().max())",
+        "colour_limits": "[list(ax.images[0].get_clim()) for ax in axes]", "limit": "limit",
+        "approx_max": "float(approx.max())", "heat_max": "float(heat.max())",
+        "approx_argmax_column": "int(approx.argmax()) % approx.shape[1]", "n_pos": "len(str_tokens)",
+        "top_negative_at_a": "ranking[-1]", "top_negative_at_stop": "at_stop",
+        "ranking_prompts": "[len(ranking), float(au[ranking[0]]), float(au[ranking[-1]])]",
     }
 register(NOTEBOOK, VALUES)
 
@@ -113,3 +118,21 @@ def test_03_truth_the_sixth_fires_in_both_and_ablation_shows_it(nb03):
     sixth = [d for d, top in zip(nb03["best_detail"], nb03["best_in_top10"]) if not top][0]
     assert sixth["clean"] > 0 and sixth["corrupted"] > 0 and abs(sixth["patch"]) < 0.05
     assert abs(sixth["ablation"]) == nb03["max_ablation"]
+
+
+def test_03_attribution_heatmaps_share_a_scale_that_shows_the_overshoot(nb03):
+    """ "Both maps get one colour scale, from minus to plus the largest value in either, so a value above 1 ... looks
+    darker than any cell of the real map" / "the estimate's last column is the darkest blue of the figure, darker than
+    any cell of the real map" (real patching peaks at 1.00, the estimate at about 1.43)"""
+    assert nb03["colour_limits"] == [[-nb03["limit"], nb03["limit"]]] * 2
+    assert abs(nb03["limit"] - nb03["approx_max"]) < 1e-6
+    assert nb03["approx_max"] > nb03["heat_max"] + 0.2 and nb03["heat_max"] <= 1.01
+    assert nb03["approx_argmax_column"] == nb03["n_pos"] - 1
+
+
+def test_03_truth_rank_sentiment_latents_is_not_notebook_02s_ranking(nb03):
+    """ "It is **not** notebook 02's ranking, which scored the full stop ...; the two positions have different top
+    latents" """
+    assert nb03["top_negative_at_a"] != nb03["top_negative_at_stop"]
+    n, best, worst = nb03["ranking_prompts"]
+    assert best > 0.9 and worst < 0.1  # both ends of the ranking separate the sentiment at " a"
