@@ -237,6 +237,7 @@ def train_sae(
     stop: threading.Event | None = None,
     checkpoint_path: str | Path | None = None,
     checkpoint_every: int | None = None,
+    resume: bool = False,
     precision: str = "auto",
 ) -> History:
     """Train `sae` in place on batches [batch, d_model] and return the `History`.
@@ -251,8 +252,13 @@ def train_sae(
     Matryoshka) adds `aux_coef` x the AuxK loss over the latents silent for `dead_after` steps. `l1_coef` weighs
     the L1 penalty of ReLU and Gated SAEs, `l0_coef` the L0 penalty of JumpReLU SAEs. `precision` is "auto",
     "fp32", "bf16" or "fp16" (CUDA only), see `saelab.precision`; `history.precision` says what ran.
+    `checkpoint_path` saves the SAE every `checkpoint_every` steps and at the end, with the run's state (step,
+    Adam moments, precision) beside it in `<path>.train`; `resume=True` continues from there (the same data,
+    seed and settings then give the weights of an uninterrupted run; the History holds the new steps only).
     """
     amp.check_precision(precision, sae.decoder.weight.device)
+    if resume and checkpoint_path is None:
+        raise ValueError("resume=True continues the run saved at checkpoint_path; pass checkpoint_path too")
     if aux_k and sae.activation not in arch.NEEDS_K:
         raise ValueError(f"aux_k is the AuxK loss of {', '.join(arch.NEEDS_K)} SAEs; for a {sae.activation} SAE "
                          "use resample_every instead")
@@ -266,7 +272,7 @@ def train_sae(
                       dead_after=dead_after, aux_k=aux_k, aux_coef=aux_coef,
                       normalize_decoder=normalize_decoder, progress=progress,
                       callback=callback, stop=stop, checkpoint_path=checkpoint_path,
-                      checkpoint_every=checkpoint_every, precision=precision)
+                      checkpoint_every=checkpoint_every, resume=resume, precision=precision)
 
 
 @contextlib.contextmanager
@@ -282,7 +288,7 @@ def _cpu_threads(n: int | None) -> Iterator[None]:
 
 def _train(sae: SAE, data, *, target, n_steps, batch_size, lr, l1_coef, l0_coef, seed, init, log_every, ortho_every,
            ortho_exact_max, resample_every, resample_strategy, dead_after, aux_k, aux_coef, normalize_decoder,
-           progress, callback, stop, checkpoint_path, checkpoint_every, precision) -> History:
+           progress, callback, stop, checkpoint_path, checkpoint_every, resume, precision) -> History:
     """The training loop itself (arguments as in `train_sae`)."""
     if resample_strategy not in STRATEGIES:
         raise ValueError(f"resample_strategy must be one of {STRATEGIES}; got {resample_strategy!r}")
@@ -300,12 +306,17 @@ def _train(sae: SAE, data, *, target, n_steps, batch_size, lr, l1_coef, l0_coef,
     if init:
         init_sae_(sae, seed, first_y.to(device))  # pre_bias starts at the mean of what the SAE writes
     optimizer = torch.optim.Adam(sae.parameters(), lr=lr)
+    saved = _load_run(checkpoint_path, sae, optimizer) if resume else None
+    done = saved["step"] if saved else 0
+    for _ in range(done - 1):  # skip the batches the saved run already trained on
+        next(batches, None)
     is_relu = sae.activation == "relu"
     if sae.activation in arch.OPENAI_FORMAT:
         loss_args = (l1_coef if is_relu else None, aux_k, aux_coef, dead_after)
     else:  # the newer architectures: arch.training_losses(sae, x, y, l1_coef, l0_coef, aux_k, aux_coef, dead_after)
         loss_args = (l1_coef, l0_coef, aux_k, aux_coef, dead_after)
-    history = History(precision=_resolve(precision, sae, first, lr, loss_args, normalize_decoder))
+    history = History(precision=saved["precision"] if saved else
+                      _resolve(precision, sae, first, lr, loss_args, normalize_decoder))
     scaler = amp.grad_scaler(history.precision, device) if history.precision == "fp16" else None
     bar = None
     if progress:
@@ -314,7 +325,7 @@ def _train(sae: SAE, data, *, target, n_steps, batch_size, lr, l1_coef, l0_coef,
 
     start = time.perf_counter()
     x, y = first, first_y
-    for step in range(1, n_steps + 1):
+    for step in range(done + 1, n_steps + 1):
         if step > 1:
             pair = next(batches, None)
             if pair is None:
@@ -349,8 +360,9 @@ def _train(sae: SAE, data, *, target, n_steps, batch_size, lr, l1_coef, l0_coef,
                                       target=y if transcoder else None)
             if n:
                 history.resampled.append((step, n))
+        done = step
         if checkpoint_path is not None and checkpoint_every and step % checkpoint_every == 0:
-            sae.save(checkpoint_path)
+            _save_run(checkpoint_path, sae, optimizer, step, history.precision)
         if bar is not None:
             bar.update(1)
         if history.stopped or (stop is not None and stop.is_set()):
@@ -361,8 +373,28 @@ def _train(sae: SAE, data, *, target, n_steps, batch_size, lr, l1_coef, l0_coef,
     if bar is not None:
         bar.close()
     if checkpoint_path is not None:
-        sae.save(checkpoint_path)
+        _save_run(checkpoint_path, sae, optimizer, done, history.precision)
     return history
+
+
+def _save_run(path: str | Path, sae: SAE, optimizer: torch.optim.Optimizer, step: int, precision: str) -> None:
+    """The SAE at `path` and what resuming needs at `<path>.train`: step, weights, Adam state, precision."""
+    sae.save(path)
+    state = {"step": step, "sae": sae.state_dict(), "optimizer": optimizer.state_dict(), "precision": precision}
+    tmp = Path(f"{path}.train.tmp")
+    torch.save(state, tmp)
+    tmp.replace(f"{path}.train")  # never a half-written state
+
+
+def _load_run(path: str | Path, sae: SAE, optimizer: torch.optim.Optimizer) -> dict | None:
+    """Load a saved run into `sae` and `optimizer`; None (start afresh) when nothing was saved yet."""
+    file = Path(f"{path}.train")
+    if not file.is_file():
+        return None
+    state = torch.load(file, map_location=sae.decoder.weight.device, weights_only=True)
+    sae.load_state_dict(state["sae"])
+    optimizer.load_state_dict(state["optimizer"])
+    return state
 
 
 def _check_target(sae: SAE, x: torch.Tensor, y: torch.Tensor) -> None:
