@@ -294,7 +294,7 @@ def test_saes_without_a_known_context_never_warn(model, monkeypatch):
 def test_load_openai_sae_marks_the_sae_with_its_64_token_context(tmp_path, monkeypatch, openai_state_dict):
     from saelab import download, pretrained
 
-    def fake_download(url, path, progress=True):  # stands in for OpenAI's blob store
+    def fake_download(url, path, progress=True, **checks):  # stands in for OpenAI's blob store (validate=...)
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(openai_state_dict(), path)
 
