@@ -88,7 +88,8 @@ def test_offline_setting_gives_the_tiny_world_with_its_reason(monkeypatch):
     monkeypatch.delenv(course.REQUIRE_ONLINE, raising=False)
     world = course.load_world(with_sae=False, device="cpu")
     assert world.offline and world.sae is None
-    assert world.banner() == "Using tiny-world (no SAE). SAELAB_OFFLINE=1 is set, so we use the bundled offline tiny world."
+    assert world.banner() == ("Using tiny-world (no SAE). "
+                              "SAELAB_OFFLINE=1 is set, so we use the bundled offline tiny world.")
 
 
 def test_required_online_raises_with_the_reason_when_the_sae_server_is_down(online, gpt2_dir, monkeypatch):
