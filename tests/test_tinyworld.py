@@ -202,3 +202,22 @@ def test_bundled_sae_has_a_latent_that_tells_the_concept_per_story(concept, valu
 
     best = int(per_story_auroc(2001).argmax())
     assert per_story_auroc(2002)[best] >= 0.9
+
+
+BUNDLED = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+           "sae.pt", "sae.pt.json", "build.json")
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_every_bundled_file_is_present_and_committed(name):
+    """Every offline notebook and many tests need these files: missing, the build fails here (never a skip)."""
+    import subprocess
+    from pathlib import Path
+
+    path = FILES_DIR / name
+    assert path.is_file() and path.stat().st_size > 0, f"missing {path}: run python -m saelab.tinyworld.build"
+    root = Path(__file__).resolve().parents[1]
+    if (root / ".git").exists():  # a clean clone must have it too
+        tracked = subprocess.run(["git", "ls-files", "--error-unmatch", str(path.relative_to(root))], cwd=root,
+                                 capture_output=True)
+        assert tracked.returncode == 0, f"{path.relative_to(root)} is not committed: `git add` it"
