@@ -51,6 +51,19 @@ def test_auto_keeps_bf16_only_when_at_least_1_2x_faster(fresh, monkeypatch, bf16
     assert fresh.pick_precision("unit", lambda p: (lambda: None), "cpu", work=2**30) == expected
 
 
+@pytest.mark.parametrize("slow, expected", [("fp32", "bf16"), ("bf16", "fp32")])
+def test_auto_picks_the_step_the_real_stopwatch_finds_faster(fresh, monkeypatch, slow, expected):
+    """No fake timer: time_steps really times both steps, and one of them sleeps 0.1 s."""
+    import time as clock
+    monkeypatch.setitem(fresh._PROBED, ("bf16", "cpu"), 2.0)  # the hardware screen lets bf16 through
+
+    def make_step(p):
+        return (lambda: clock.sleep(0.1)) if p == slow else (lambda: None)
+    assert fresh.pick_precision("unit", make_step, "cpu", work=2**30) == expected
+    (seconds,) = fresh.TIMINGS.values()
+    assert seconds[slow] >= 0.1 > seconds[expected]
+
+
 def test_auto_times_once_per_shape_and_caches_the_answer(fresh, monkeypatch):
     monkeypatch.setitem(fresh._PROBED, ("bf16", "cpu"), 2.0)
     fake_timer(monkeypatch, {"fp32": 1.0, "bf16": 0.4})
