@@ -18,6 +18,7 @@ from typing import Any, Iterable, Iterator
 import torch
 
 from saelab import precision as amp
+from saelab.memory import fit_texts_per_forward
 from saelab.texts import TEXTS_SETTING, local_texts
 
 
@@ -199,8 +200,10 @@ class ActivationSource:
     def _chunks(self) -> Iterator[torch.Tensor]:
         """Activations [n, d_model] of successive groups of texts, until the texts or max_tokens run out."""
         texts = iter(self.texts)
+        # Fewer texts per forward pass where memory is short (a forward costs ~200 KB per token at GPT-2's width).
+        per_forward = fit_texts_per_forward(self.texts_per_forward, self.model.cfg, self.max_length or 128)
         while self.max_tokens is None or self.tokens_read < self.max_tokens:
-            group = list(itertools.islice(texts, self.texts_per_forward))
+            group = list(itertools.islice(texts, per_forward))
             if not group:
                 return
             if self.precision == "auto":

@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from saelab import memory
 from saelab.download import DownloadError
 from saelab.models import ModelLoadError, is_offline, load_model
 from saelab.sae import SAE
@@ -26,6 +27,33 @@ def colab_url(notebook: str) -> str:
 def pip_install_url() -> str:
     """What Colab's setup cell installs."""
     return f"git+https://github.com/{GITHUB_REPO}.git"
+
+
+# Memory each world needs beside what the kernel already holds (imports), from kernels' peaks measured in a 2 GiB
+# cgroup (tests/cgroup/run_limited.py): GPT-2 + the 32k SAE (notebooks 02-04), DistilGPT2 + notebook 05's smallest
+# online budget, and the tiny world. load_world checks them before it loads anything.
+ONLINE_NEEDS_BYTES = {"gpt2": int(1.2 * memory.GiB), "distilgpt2": int(1.2 * memory.GiB)}
+OFFLINE_NEEDS_BYTES = int(0.4 * memory.GiB)
+
+
+class NotEnoughMemory(ValueError):
+    """Less memory is free than a world needs: the message says how much each, and what to do."""
+
+
+def check_memory(needed: int, what: str, available: int | None = None) -> None:
+    """Raise NotEnoughMemory, saying what to do, when less than `needed` bytes are free (saelab.memory)."""
+    available = memory.available_memory_bytes() if available is None else available
+    if available is None or available >= needed:
+        return
+    if what == "the tiny world":
+        raise NotEnoughMemory(
+            f"Not enough memory even for the offline tiny world: it needs about {memory.gib(needed)} and only "
+            f"{memory.gib(available)} is free here. Shut down other notebooks' kernels (Kernel > Shut Down Kernel) "
+            f"and run this one again, or open it on Colab: https://colab.research.google.com/github/{GITHUB_REPO}")
+    raise NotEnoughMemory(
+        f"{what} needs about {memory.gib(needed)} of memory and only {memory.gib(available)} is free here "
+        f"(Binder gives ~2 GB); the offline tiny world needs about {memory.gib(OFFLINE_NEEDS_BYTES)}: set "
+        f"SAELAB_OFFLINE=1 to pick it directly, or open this notebook on Colab for {what}")
 
 
 class OnlineWorldError(RuntimeError):
@@ -66,8 +94,12 @@ def load_world(model: str = "gpt2", sae_size: str = "auto", with_sae: bool = Tru
     """
     from saelab.pretrained import load_openai_sae, load_sae
 
+    if (memory.available_memory_bytes() or memory.LOW_MEMORY_BYTES) < memory.LOW_MEMORY_BYTES:
+        memory.return_freed_memory()  # a small machine: freed tensors go back to the system, not to a heap
     if not is_offline():
         try:
+            if with_sae or model in ONLINE_NEEDS_BYTES:  # checked before anything loads: never a dead kernel
+                check_memory(ONLINE_NEEDS_BYTES.get(model, ONLINE_NEEDS_BYTES["gpt2"]), model)
             lm = load_model(model, device=device)
             sae = load_openai_sae(8, "resid_post_mlp", sae_size, device=device) if with_sae else None
             return World(model, lm, sae, why="(online)")
@@ -84,6 +116,7 @@ def load_world(model: str = "gpt2", sae_size: str = "auto", with_sae: bool = Tru
             raise OnlineWorldError(f"{REQUIRE_ONLINE}=1 and SAELAB_OFFLINE=1 are both set: the online world is "
                                    "required but network use is forbidden. Unset one of the two.")
         why = "SAELAB_OFFLINE=1 is set, so we use the bundled offline tiny world."
+    check_memory(OFFLINE_NEEDS_BYTES, "the tiny world")
     lm = load_model("tiny-world", device=device)
     sae = load_sae("tiny-world", device=device) if with_sae else None
     return World("tiny-world", lm, sae, why=why)

@@ -125,3 +125,51 @@ def test_auto_sae_size_reads_the_container_limit(tmp_path, monkeypatch):
     assert pretrained.auto_size() == "32k"
     fake_v2(tmp_path, "max", current=GiB // 2)
     assert pretrained.auto_size() == "128k"
+
+
+@pytest.fixture
+def container(tmp_path, monkeypatch):
+    """Point saelab.memory at a fake cgroup v2 container whose limit and usage a test sets."""
+    meminfo = fake_meminfo(tmp_path, 20 * GiB)  # the host: plenty
+
+    def limit(max_bytes: int, used: int) -> None:
+        root, own = fake_v2(tmp_path, str(max_bytes), current=used)
+        monkeypatch.setattr(memory, "PROC_MEMINFO", str(meminfo))
+        monkeypatch.setattr(memory, "CGROUP_ROOT", str(root))
+        monkeypatch.setattr(memory, "PROC_SELF_CGROUP", str(own))
+    return limit
+
+
+def test_too_little_memory_for_anything_says_so_before_loading(container, monkeypatch):
+    from saelab import course
+
+    loaded = []
+    monkeypatch.setattr(course, "load_model", lambda *a, **k: loaded.append(a) or pytest.fail("loaded a model"))
+    monkeypatch.delenv("SAELAB_REQUIRE_ONLINE", raising=False)
+    container(512 * 2**20, used=400 * 2**20)  # 112 MB left: nothing fits
+    for offline in ("1", ""):
+        monkeypatch.setenv("SAELAB_OFFLINE", offline)
+        with pytest.raises(course.NotEnoughMemory) as err:
+            course.load_world()
+        message = str(err.value)
+        assert "needs about 0.4 GB" in message and "only 0.1 GB is free" in message
+        assert "Shut Down" in message and "colab.research.google.com" in message
+    assert loaded == []
+
+
+def test_gpt2_that_does_not_fit_falls_back_to_the_tiny_world_and_says_why(container, monkeypatch):
+    from saelab import course
+
+    monkeypatch.delenv("SAELAB_OFFLINE", raising=False)
+    monkeypatch.delenv("SAELAB_REQUIRE_ONLINE", raising=False)
+    real_load = course.load_model
+    monkeypatch.setattr(course, "load_model",
+                        lambda name, **k: real_load(name, **k) if name == "tiny-world" else pytest.fail("tried gpt2"))
+    container(GiB, used=GiB // 4)  # 0.75 GB left: the tiny world fits, GPT-2 does not
+    world = course.load_world()
+    assert world.offline
+    assert "gpt2 needs about 1.2 GB of memory and only 0.8 GB is free" in world.banner()
+    assert "SAELAB_OFFLINE=1" in world.banner() and "\n" not in world.banner()
+    monkeypatch.setenv("SAELAB_REQUIRE_ONLINE", "1")  # the online test runs fail instead, with the reason
+    with pytest.raises(course.OnlineWorldError, match="only 0.8 GB is free"):
+        course.load_world()
