@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import ipywidgets as w
 import matplotlib.pyplot as plt
+from IPython.display import Image
 
 from saelab import patching, sae_patching
 from saelab.activations import hook_layer
@@ -50,7 +51,7 @@ class PatchingExplorer(w.VBox):
         self.negative = w.Text(value=", ".join(negative), description="Negative:", layout=wide)
         self.patch_button = w.Button(description="Patch", button_style="primary", disabled=True,
                                      tooltip="draw the heatmap for the prompts and words typed above")
-        self.heatmap = w.Image(format="png", layout={"display": "none"})
+        self.heatmap = w.Output()  # the map as a PNG output, so it is saved with the notebook like any figure
         self.sae_choice = w.Dropdown(options=[(s.hook_name, i) for i, s in enumerate(self.saes)],
                                      description="SAE at:")
         self.position = w.IntSlider(value=0, min=0, max=1, description="Position:", continuous_update=False)
@@ -102,8 +103,8 @@ class PatchingExplorer(w.VBox):
         row = sae_row(self.saes[self.sae_choice.value], self.model.cfg.n_layers)
         ax = patching.plot_patching(values, tokens, title="Patching the residual stream, clean -> corrupted",
                                     mark=None if row is None else (row, len(tokens) - 1))
-        self.heatmap.value = _png(ax.figure)
-        self.heatmap.layout.display = None
+        self.heatmap.outputs = ()
+        self.heatmap.append_display_data(Image(data=_png(ax.figure), format="png"))
         self.position.max, self.position.value = len(tokens) - 1, len(tokens) - 1
         self._show_token()
         self.table.value = ""

@@ -52,7 +52,7 @@ def test_03_residual_love_restores_everything_before_block_0(nb03):
 def test_03_residual_only_the_last_position_from_block_1(nb03):
     """ "From block 1 on ... only the last position restores it (0.98), and the word's own position no longer
     matters" """
-    assert nb03["last_from_block1"] == [0.98] * len(nb03["last_from_block1"])
+    assert all(abs(v - 0.98) <= 0.011 for v in nb03["last_from_block1"])  # printed digits may differ by one
     assert nb03["rest_from_block1"] <= 0.05
 
 
@@ -63,7 +63,7 @@ def test_03_residual_transformer_lens_gives_the_same_map(nb03):
 
 def test_03_components_block_0_attention_and_mlp(nb03):
     """ "block 0's attention output alone restores 0.98 ... block 0's MLP output there restores 0.94" """
-    assert round(nb03["attn0_last"], 2) == 0.98 and round(nb03["mlp0_last"], 2) == 0.94
+    assert abs(nb03["attn0_last"] - 0.98) <= 0.01 and abs(nb03["mlp0_last"] - 0.94) <= 0.01
 
 
 def test_03_components_later_blocks_restore_little(nb03):
@@ -78,7 +78,7 @@ def test_03_latents_splicing_changes_nothing(nb03):
 
 def test_03_latents_no_single_latent_restores_much(nb03):
     """ "no single latent restores more than a small part of the answer (the strongest about 0.12)" """
-    assert round(nb03["top_effect"], 2) == 0.12
+    assert abs(nb03["top_effect"] - 0.12) <= 0.01
 
 
 def test_03_latents_single_effects_add_up_to_most(nb03):
@@ -94,7 +94,7 @@ def test_03_attribution_latents_close_to_the_diagonal(nb03):
 def test_03_attribution_overshoots_for_whole_residual_vectors(nb03):
     """ "for whole residual vectors the estimate overshoots where the real effect is large (up to about 1.4 where
     real patching gives 0.98)" """
-    assert round(nb03["attr_last_max"], 1) == 1.4 and round(nb03["real_last_max"], 2) == 0.98
+    assert abs(nb03["attr_last_max"] - 1.4) <= 0.05 and abs(nb03["real_last_max"] - 0.98) <= 0.01
 
 
 def test_03_truth_patching_finds_the_revealing_word(nb03):
