@@ -267,7 +267,7 @@ def label_auroc(token_latents: TokenLatents, latent: int, labels: Sequence[str],
 
     per="text" scores each text once instead: the latent's mean over its labelled tokens, against the
     text's label. That asks "does this latent tell negative stories from positive ones?", which a latent
-    can do even when it skips many tokens (for example those whose own latents absorbed the concept)."""
+    can do even when it fires on few of a story's tokens (a conjunction latent: "negative sentiment at a full stop")."""
     if len(labels) != len(token_latents):
         raise ValueError(f"need one label per token ({len(token_latents)}); got {len(labels)}")
     if per not in ("token", "text"):
