@@ -182,6 +182,43 @@ def evaluate_sae(model: Any, sae: SAE, acts: torch.Tensor, texts: list[str],
     return {**sae_metrics(sae, acts), **lm(model, sae, texts, hook_name)}
 
 
+# --- comparing runs over seeds ---------------------------------------------------------------------------
+def seed_spread(values: Sequence[float]) -> dict[str, float]:
+    """Mean, min and max of one quantity over the seeds of an arm."""
+    if len(values) == 0:
+        raise ValueError("no values: run the arm with at least one seed")
+    values = [float(v) for v in values]
+    return {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
+
+
+def difference_verdict(a: Sequence[float], b: Sequence[float]) -> str:
+    """'lower' / 'higher' when every seed of arm `a` lies below / above every seed of arm `b`, else
+    'no clear difference': a difference counts only where it exceeds the spread over seeds."""
+    if len(a) == 0 or len(b) == 0:
+        raise ValueError("each arm needs at least one seed")
+    if max(a) < min(b):
+        return "lower"
+    if min(a) > max(b):
+        return "higher"
+    return "no clear difference"
+
+
+def summarise_arms(rows: Sequence[dict[str, Any]], arm: str, keys: Sequence[str], digits: int = 3
+                   ) -> list[dict[str, Any]]:
+    """One row per arm (the value of `arm` in `rows`, one row per seed): each key as 'mean (min-max)' and seeds."""
+    arms: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        arms.setdefault(row[arm], []).append(row)
+    out = []
+    for name, runs in arms.items():
+        line: dict[str, Any] = {arm: name, "seeds": len(runs)}
+        for key in keys:
+            s = seed_spread([r[key] for r in runs])
+            line[key] = f"{s['mean']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
+        out.append(line)
+    return out
+
+
 # --- latents vs known concepts (tiny world) -----------------------------------------------------
 def concept_latents(latents: torch.Tensor, labels: dict[str, list[str]], top: int = 3,
                     story_ids: torch.Tensor | None = None, per_story: Sequence[str] = (),
@@ -215,6 +252,40 @@ def concept_latents(latents: torch.Tensor, labels: dict[str, list[str]], top: in
                       "latent": i, "auroc_per_story": float(s), "auroc_per_token": float(t)}
                      for i, s, t in zip(best, per_story_au.reshape(-1), per_token.reshape(-1))]
     return rows
+
+
+def probe_accuracy(train_acts: torch.Tensor, train_labels: Sequence[str], test_acts: torch.Tensor,
+                   test_labels: Sequence[str], steps: int = 100, l2: float = 1e-3) -> float:
+    """Held-out token accuracy of a linear probe (logistic regression) for a two-valued concept.
+
+    acts [n_tokens, d_model] with one label per token; tokens labelled "none" are left out. The probe is fitted
+    on standardised train activations with L-BFGS from zeros (deterministic) and scored on the test tokens.
+    """
+    values = sorted(set(train_labels) - {"none"})
+    if len(values) != 2:
+        raise ValueError(f"a probe separates two values; the train labels have {values}")
+    def known(acts: torch.Tensor, labels: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(labels) != len(acts):
+            raise ValueError(f"{len(labels)} labels for {len(acts)} activations: give one label per token")
+        keep = torch.tensor([v in values for v in labels])
+        y = torch.tensor([float(v == values[1]) for v in labels])[keep]
+        return acts.reshape(len(acts), -1)[keep].float(), y
+    x, y = known(train_acts, train_labels)
+    x_test, y_test = known(test_acts, test_labels)
+    mean, std = x.mean(dim=0), x.std(dim=0).clamp_min(1e-6)
+    x, x_test = (x - mean) / std, (x_test - mean) / std
+    w = torch.zeros(x.shape[1], requires_grad=True)
+    b = torch.zeros((), requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ w + b, y) + l2 * w.pow(2).sum()
+        loss.backward()
+        return loss
+    opt.step(closure)
+    with torch.no_grad():
+        return ((x_test @ w + b > 0).float() == y_test).float().mean().item()
 
 
 def story_ids(stories: Sequence[Any]) -> torch.Tensor:

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from saelab import metrics
-from saelab.evaluation import (concept_latents, evaluate_sae, lm_loss, lm_loss_recovered, loss_recovered,
+from saelab.evaluation import (concept_latents, difference_verdict, evaluate_sae, lm_loss, lm_loss_recovered,
+                               loss_recovered, probe_accuracy, seed_spread, summarise_arms,
                                sae_metrics, splice_costs, spliced, story_ids)
 from saelab.activations import tokenize_texts
 from saelab.sae import SAE
@@ -170,3 +171,29 @@ def test_evaluate_sae_adds_the_costs_when_asked(model):
     plain = evaluate_sae(model, identity_sae(16), acts, TEXTS[:2])
     full = evaluate_sae(model, identity_sae(16), acts, TEXTS[:2], costs=True)
     assert "kl_sae" not in plain and {"kl_sae", "kl_zero", "ce_increase_sae", "fvu"} <= set(full)
+
+
+def test_seed_spread_and_difference_verdict():
+    assert seed_spread([0.2, 0.1, 0.3]) == pytest.approx({"mean": 0.2, "min": 0.1, "max": 0.3})
+    assert difference_verdict([0.1, 0.12], [0.2, 0.3]) == "lower"
+    assert difference_verdict([0.4, 0.5], [0.2, 0.3]) == "higher"
+    assert difference_verdict([0.1, 0.25], [0.2, 0.3]) == "no clear difference"
+    with pytest.raises(ValueError, match="at least one seed"):
+        difference_verdict([], [1.0])
+
+
+def test_summarise_arms_gives_mean_and_range_per_arm():
+    rows = [{"run": "a", "fvu": 0.1}, {"run": "a", "fvu": 0.3}, {"run": "b", "fvu": 0.5}]
+    table = summarise_arms(rows, "run", ["fvu"], digits=2)
+    assert table == [{"run": "a", "seeds": 2, "fvu": "0.20 (0.10-0.30)"}, {"run": "b", "seeds": 1, "fvu": "0.50 (0.50-0.50)"}]
+
+
+def test_probe_accuracy_reads_a_linear_concept_and_not_noise():
+    g = torch.Generator().manual_seed(0)
+    acts = torch.randn(400, 6, generator=g)
+    labels = ["none" if i % 10 == 0 else ("pos" if a > 0 else "neg") for i, a in enumerate(acts[:, 2].tolist())]
+    assert probe_accuracy(acts[:200], labels[:200], acts[200:], labels[200:]) > 0.95
+    noise = ["pos" if torch.rand(1, generator=g).item() > 0.5 else "neg" for _ in range(400)]
+    assert probe_accuracy(acts[:200], noise[:200], acts[200:], noise[200:]) < 0.7
+    with pytest.raises(ValueError, match="two values"):
+        probe_accuracy(acts, ["a"] * 400, acts, ["a"] * 400)

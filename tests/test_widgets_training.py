@@ -60,3 +60,16 @@ def test_plot_is_hidden_until_there_is_something_to_draw():
     assert widget.image.layout.display == "none"
     widget.start().join(timeout=60)
     assert widget.image.layout.display == ""
+
+
+def test_seed_box_sets_the_run_and_another_seed_gives_another_run():
+    widget = training_widget(data(), steps=50, batch_size=256, seed=3)
+    assert widget.seed.value == 3
+    widget.start().join(timeout=60)
+    first = widget.sae.decoder.weight.detach().clone()
+    assert "seed 3" in widget.status.value
+    widget.start().join(timeout=60)
+    assert torch.equal(widget.sae.decoder.weight, first)  # same seed, same run
+    widget.seed.value = 4
+    widget.start().join(timeout=60)
+    assert not torch.equal(widget.sae.decoder.weight, first)

@@ -52,7 +52,7 @@ class TrainingWidget:
                  seed: int = 0) -> None:
         import ipywidgets as w
 
-        self.data, self.hook_name, self.batch_size, self.lr, self.seed = data, hook_name, batch_size, lr, seed
+        self.data, self.hook_name, self.batch_size, self.lr = data, hook_name, batch_size, lr
         self.d_model = d_model or int(data.shape[-1])
         self.sae: SAE | None = None
         self.history: History | None = None
@@ -66,6 +66,8 @@ class TrainingWidget:
                                    style=style, readout_format=".1e")
         self.k = w.IntSlider(value=8, min=1, max=64, description="k (TopK)", style=style, disabled=True)
         self.steps = w.IntSlider(value=steps, min=50, max=5000, step=50, description="steps", style=style)
+        self.seed = w.IntText(value=seed, description="seed", style=style,
+                              layout=w.Layout(width="220px"))  # one run is one seed: try another before concluding
         self.train_button = w.Button(description="Train", button_style="success", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.status = w.HTML("Pick the settings and press Train.")
@@ -73,7 +75,7 @@ class TrainingWidget:
         self.activation.observe(self._on_activation, names="value")
         self.train_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
-        self.box = w.VBox([w.HBox([self.expansion, self.steps]), self.activation, w.HBox([self.l1, self.k]),
+        self.box = w.VBox([w.HBox([self.expansion, self.steps, self.seed]), self.activation, w.HBox([self.l1, self.k]),
                            w.HBox([self.train_button, self.stop_button]), self.status, self.image])
 
     def _draw(self, png: bytes) -> None:
@@ -122,7 +124,7 @@ class TrainingWidget:
 
         try:
             self.history = train_sae(self.sae, self.data, n_steps=self.steps.value, batch_size=self.batch_size,
-                                     lr=self.lr, l1_coef=self.l1.value, seed=self.seed, log_every=log_every,
+                                     lr=self.lr, l1_coef=self.l1.value, seed=int(self.seed.value), log_every=log_every,
                                      ortho_every=None, resample_every=max(100, self.steps.value // 4),
                                      dead_after=max(50, self.steps.value // 8), callback=callback,
                                      stop=self.stop_event)
@@ -132,7 +134,8 @@ class TrainingWidget:
             if not last:
                 self.status.value = "Stopped before the first log step: nothing to show."
                 return
-            self.status.value = (f"{'Stopped' if self.history.stopped else 'Done'} at step {last['step']}: "
+            self.status.value = (f"{'Stopped' if self.history.stopped else 'Done'} at step {last['step']} "
+                                 f"(seed {int(self.seed.value)}): "
                                  f"L0 {last['l0']:.1f}, FVU {last['fvu']:.3f}, dead {last['dead_fraction']:.1%} "
                                  f"({self.history.tokens_per_s:,.0f} tokens/s in {self.history.precision}). "
                                  f"The SAE is in `.sae`.")
