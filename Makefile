@@ -49,8 +49,13 @@ notebooks: $(STAMP)
 # random weights in a Hugging Face cache (HF_HUB_OFFLINE=1), SAEs served on 127.0.0.1 (SAELAB_OPENAI_SAE_URL),
 # a local text set (SAELAB_TEXTS), a fresh SAELAB_CACHE under build/, SAELAB_OFFLINE unset and
 # SAELAB_BUDGET=smoke. Built once under build/standin/ (~2 GB, ~1.5 min), then reused.
+# The run happens inside a 2 GiB memory cgroup (Binder's limit) where the machine allows one (root + a cgroup memory
+# controller; elsewhere a loud SKIPPED line says why and the run goes on unlimited): it prints each notebook's time
+# and peak memory, and fails on an OOM kill or a kernel above 1.8 GB.
 notebooks-online: $(STAMP)
 	$(STRICT) SAELAB_REQUIRE_ONLINE=1 $(BIN)/python -m tests.standin run --budget smoke -- \
+		$(BIN)/python -m tests.cgroup.run_limited --limit 2G --max-kernel-peak 1.8G --notebooks notebooks \
+		--report build/cgroup-online.json -- \
 		$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks -q -p no:cacheprovider
 
 lab: $(STAMP)

@@ -51,7 +51,7 @@ def check_memory(needed: int, what: str, available: int | None = None) -> None:
             f"{memory.gib(available)} is free here. Shut down other notebooks' kernels (Kernel > Shut Down Kernel) "
             f"and run this one again, or open it on Colab: https://colab.research.google.com/github/{GITHUB_REPO}")
     raise NotEnoughMemory(
-        f"{what} needs about {memory.gib(needed)} of memory and only {memory.gib(available)} is free here "
+        f"it needs about {memory.gib(needed)} of memory and only {memory.gib(available)} is free here "
         f"(Binder gives ~2 GB); the offline tiny world needs about {memory.gib(OFFLINE_NEEDS_BYTES)}: set "
         f"SAELAB_OFFLINE=1 to pick it directly, or open this notebook on Colab for {what}")
 
