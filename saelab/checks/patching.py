@@ -154,7 +154,7 @@ def _attribution_hint(got: torch.Tensor, want: torch.Tensor, m_gap: float, args:
                 "z_corrupted from the corrupted one.")
     if _close(got, -want, atol=1e-4 * max(1.0, float(want.abs().max()))):
         return "wrong sign: multiply the gradient by (z_clean - z_corrupted), the change patching would make."
-    if _close(got, want / m_gap, atol=1e-4):
+    if m_gap != 0 and _close(got, want / m_gap, atol=1e-4):
         return "you normalised by (clean - corrupted); return the raw estimate of the metric's change."
     if _close(got, attribution_variant(*args, error_term=False), atol=1e-3):
         return ("you forgot the error term: the spliced activation must be decode(z) + (x - decode(z)), with the "
