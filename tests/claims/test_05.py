@@ -126,19 +126,23 @@ def test_05_resampling_1x_high_loss_fewer_dead_in_every_seed(nb05):
     assert nb05["verdict_1x"]["dead_fraction"] == "lower"
 
 
-def test_05_resampling_1x_reinit_leaves_more_dead(nb05):
-    """'"reinit" at 1x left more latents dead than no resampling did, in every seed'."""
-    assert nb05["verdict_1x_reinit"]["dead_fraction"] == "higher"
+def test_05_resampling_1x_reinit_does_not_lower_the_dead_fraction(nb05):
+    """'"reinit" at 1x did not lower it (as many or more latents dead, depending on the seed)'."""
+    assert nb05["verdict_1x_reinit"]["dead_fraction"] in ("higher", "no clear difference")
 
 
-def test_05_resampling_1x_high_loss_no_clear_fvu_difference(nb05):
-    """'at 1x FVU shows no clear difference'."""
-    assert nb05["verdict_1x"]["fvu"] == "no clear difference"
+def test_05_resampling_1x_high_loss_fvu_the_same_or_a_little_lower(nb05):
+    """'at 1x FVU is the same or a little lower with "high_loss" (a change of a few percent, at the edge of the seed
+    spread)'."""
+    assert nb05["verdict_1x"]["fvu"] in ("lower", "no clear difference")
+    rows = nb05["rows_1x"]
+    ratios = [o / b for o, b in zip(arm(rows, "high_loss", "fvu"), arm(rows, "no resampling", "fvu"))]
+    assert all(0.9 < r < 1.02 for r in ratios)
 
 
 def test_05_resampling_topk_fewer_dead_but_slightly_higher_fvu(nb05):
     """TopK: fewer dead latents with "high_loss" in every seed, and 'for TopK it [FVU] is slightly higher with
-    resampling in every seed'."""
+    resampling in every seed' (summary: 'slightly worse for TopK')."""
     assert nb05["verdict_topk"] == {"dead_fraction": "lower", "fvu": "higher"}
     rows = nb05["rows_topk"]
     assert max(o / b for o, b in zip(arm(rows, "high_loss", "fvu"), arm(rows, "no resampling", "fvu"))) < 1.25
@@ -199,12 +203,10 @@ def test_05_sweep_loss_recovered_within_a_few_percent_of_1(nb05):
     assert all(abs(r[3] - 1) < 0.05 for r in nb05["sweep"])
 
 
-def test_05_sweep_every_size_still_improving_on_average(nb05):
-    """'on average over seeds every size was still improving at the end' (and the column dips below 0 in some runs
-    only: it is noisy)."""
-    for expansion in (1, 2, 4, 8):
-        gains = size(nb05, expansion, 6)
-        assert sum(gains) / len(gains) > 0
+def test_05_sweep_last_column_too_noisy_to_show_convergence(nb05):
+    """'its change over the last fifth swings by more than 0.05 between the seeds of one size'."""
+    spreads = [max(size(nb05, e, 6)) - min(size(nb05, e, 6)) for e in (1, 2, 4, 8)]
+    assert max(spreads) > 0.05
 
 
 # --- section 6 ---------------------------------------------------------------------------------------------------
