@@ -38,7 +38,9 @@ def absorption(latents: torch.Tensor, W_dec: torch.Tensor, parent: torch.Tensor,
         raise ValueError(f"W_dec has {W_dec.shape[1]} latents but latents have {n_latents}; pass the same SAE's")
     if W_dec.shape[0] != probe_direction.shape[0]:
         raise ValueError(f"the probe direction has d={probe_direction.shape[0]} but W_dec has d={W_dec.shape[0]}")
-    parent = probing.binary_labels(parent, n, what="parent") if not parent.all() else parent.bool()
+    if len(parent) != n:
+        raise ValueError(f"parent has {len(parent)} entries but latents have {n} rows; pass one label per token")
+    parent = parent.bool()
     holds = parent if probe_holds is None else parent & probe_holds.bool()
     if not holds.any():
         raise ValueError("the parent never holds where the probe agrees; check the labels and the probe")

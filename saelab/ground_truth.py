@@ -110,3 +110,37 @@ def ground_truth_card(sae: SAE, true_features: torch.Tensor, x: torch.Tensor, co
     return {"mcc": match["mcc"], "precision": det["mean_precision"], "recall": det["mean_recall"],
             "f1": det["mean_f1"], "uniqueness": uniqueness(sae.W_dec, true_features, alive=alive)["uniqueness"],
             "shrinkage": shrinkage(sae, true_features)["shrinkage"]}
+
+
+# --- a toy with parents implied by children (where absorption can happen) ---------------------------
+def add_hierarchy(codes: torch.Tensor, parents: dict[int, list[int]]) -> torch.Tensor:
+    """Make each parent feature present wherever one of its children is: parent code = max(own, children's).
+
+    codes [n, n_features]; parents {parent: [children]} (e.g. {0: [4, 5]}: feature 4 or 5 implies feature 0).
+    """
+    codes = codes.clone()
+    for parent, children in parents.items():
+        if parent in children or not children:
+            raise ValueError(f"parent {parent} needs children other than itself; got {children}")
+        codes[:, parent] = torch.maximum(codes[:, parent], codes[:, children].amax(dim=1))
+    return codes
+
+
+@torch.no_grad()
+def toy_absorption(sae: SAE, true_features: torch.Tensor, x: torch.Tensor, codes: torch.Tensor,
+                   parents: dict[int, list[int]], min_cos: float = 0.1) -> dict[str, float]:
+    """SAEBench's absorption with the truth known: for each parent, its main latent is its Hungarian match and
+    its direction is the true feature; on samples where a child is present, is the parent's latent off while
+    another latent carries the parent direction? Mean over parents of {"rate", "caught", "missed"}."""
+    from saelab.absorption import absorption
+
+    latents = sae.encode(x)
+    match = mcc(sae.W_dec, true_features)["latent"]
+    rates = {"rate": 0.0, "caught": 0.0, "missed": 0.0}
+    for parent, children in parents.items():
+        with_child = codes[:, children].amax(dim=1) > 0
+        out = absorption(latents[with_child], sae.W_dec, torch.ones(int(with_child.sum()), dtype=torch.bool),
+                         true_features[parent], [int(match[parent])], min_cos)
+        for key in rates:
+            rates[key] += out[key] / len(parents)
+    return rates

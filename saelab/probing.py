@@ -98,8 +98,9 @@ def accuracy(probe: Probe, x: torch.Tensor, y: torch.Tensor) -> float:
 def class_mean_difference(latents: torch.Tensor, y: torch.Tensor, signed: bool = False) -> torch.Tensor:
     """|mean over positives - mean over negatives| per latent: [n_latents] (the k-sparse probe's ranking).
     With `signed=True` the difference itself: latents that fire more on the positives rank first."""
-    y = binary_labels(y, len(latents), what="y")
-    diff = latents[y].float().mean(0) - latents[~y].float().mean(0)
+    y = binary_labels(y, len(latents), what="y").float()
+    # class means as matrix products: no copy of the (possibly huge) latents for each class
+    diff = (y @ latents.float()) / y.sum() - ((1 - y) @ latents.float()) / (1 - y).sum()
     return diff if signed else diff.abs()
 
 

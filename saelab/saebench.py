@@ -1,0 +1,167 @@
+"""Notebook 06's experiments in a few calls: the toy with known features (and parents implied by children),
+every architecture trained the same way, metric cards, and the comparison table and Pareto plot.
+
+    toy_world(seed)                  the toy of notebook 01 (32 features in 16 dimensions) plus PARENTS
+    train_toy_sae(name, toy, seed)   one architecture, trained by `train_sae` with the shared budget TOY_BUDGET
+    toy_card(sae, toy)               L0, FVU, dead fraction and every ground-truth metric, absorption included
+    label_free_card(model, sae, ..)  what can be measured without labels: L0, FVU, alive fraction, shrinkage,
+                                     LM loss recovered and the KL of the splice
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from saelab import ground_truth as gt
+from saelab import metrics, toy
+from saelab.architectures import ARCHITECTURES, NEEDS_K, check_architecture
+from saelab.sae import SAE
+from saelab.training import train_sae
+
+# Parents implied by children: whenever feature 1, 2 or 3 is present, feature 0 is too (as "mia" implies "she").
+PARENTS = {0: [1, 2, 3], 4: [5, 6, 7], 8: [9, 10, 11]}
+# One budget for every architecture; each one's sparsity setting aims at an L0 of about 2 (the toy has ~1.9
+# features per sample once parents are added).
+TOY_BUDGET = dict(n_steps=300, batch_size=256, lr=1e-2, precision="fp32", num_threads=1)
+TOY_SETTINGS: dict[str, dict[str, Any]] = {
+    "relu": {"l1_coef": 0.3},
+    "topk": {"k": 2},
+    "batchtopk": {"k": 2},
+    "matryoshka": {"k": 2},
+    "jumprelu": {"l0_coef": 0.03},
+    "gated": {"l1_coef": 1.0},
+}
+LABELS = {"relu": "ReLU + L1", "topk": "TopK", "batchtopk": "BatchTopK", "matryoshka": "Matryoshka",
+          "jumprelu": "JumpReLU", "gated": "Gated"}
+
+
+@dataclass
+class Toy:
+    """Toy data with known features: training samples and held-out samples with their codes."""
+    features: torch.Tensor  # [n_features, d]
+    x: torch.Tensor
+    codes: torch.Tensor
+    x_test: torch.Tensor
+    codes_test: torch.Tensor
+
+
+def toy_world(seed: int = 0, n_features: int = 32, d: int = 16, n_samples: int = 8192, sparsity: float = 0.05,
+              parents: dict[int, list[int]] | None = PARENTS) -> Toy:
+    """Notebook 01's toy (random unit features, sparse codes), with `parents` implied by their children."""
+    features = toy.make_toy_features(n_features, d, seed)
+    parts = []
+    for offset, n in ((1, n_samples), (2, 4096)):
+        _, codes = toy.sample_toy_data(features, n, sparsity, seed + offset)
+        codes = gt.add_hierarchy(codes, parents) if parents else codes
+        parts += [codes @ features, codes]
+    return Toy(features, *parts)
+
+
+def make_sae(name: str, d: int, n_latents: int, sparsity: float | int | None = None,
+             hook_name: str | None = None) -> tuple[SAE, dict[str, float]]:
+    """An untrained SAE of architecture `name` and the train_sae keywords of its sparsity setting
+    (k for the TopK family, the L1 coefficient for ReLU and Gated, the L0 coefficient for JumpReLU)."""
+    name = check_architecture(name)
+    setting = dict(TOY_SETTINGS[name])
+    if sparsity is not None:
+        setting[next(iter(setting))] = int(sparsity) if name in NEEDS_K else float(sparsity)
+    k = setting.pop("k", None)
+    return SAE(d, n_latents, name, k=k, normalize=False, hook_name=hook_name), setting
+
+
+def train_toy_sae(name: str, data: Toy, seed: int = 0, n_latents: int = 64, sparsity: float | int | None = None,
+                  **budget: Any) -> SAE:
+    """Train one architecture on the toy with the shared budget (override any of TOY_BUDGET by keyword)."""
+    sae, setting = make_sae(name, data.x.shape[1], n_latents, sparsity)
+    train_sae(sae, data.x, seed=seed, log_every=100, ortho_every=None, **{**TOY_BUDGET, **budget}, **setting)
+    return sae
+
+
+@torch.no_grad()
+def toy_card(sae: SAE, data: Toy, parents: dict[int, list[int]] | None = PARENTS) -> dict[str, float]:
+    """Every metric of one toy SAE on the held-out samples."""
+    latents = sae.encode(data.x_test)
+    x_hat = sae.decode(latents)
+    card = {"L0": metrics.l0(latents), "FVU": metrics.fraction_variance_unexplained(data.x_test, x_hat),
+            "dead": metrics.dead_fraction((latents > 0).sum(0))}
+    card.update(gt.ground_truth_card(sae, data.features, data.x_test, data.codes_test))
+    if parents:
+        card["absorption"] = gt.toy_absorption(sae, data.features, data.x_test, data.codes_test, parents)["rate"]
+    return card
+
+
+def check_fits(sae: SAE, acts: torch.Tensor, hook_name: str | None = None) -> None:
+    """Raise a clear error when the SAE's width does not match the activations (an SAE for another hook)."""
+    if acts.shape[-1] != sae.d_model:
+        where = f" at {hook_name}" if hook_name else ""
+        raise ValueError(f"the activations{where} have width {acts.shape[-1]} but this SAE reads {sae.d_model} "
+                         f"(it was trained for {sae.hook_name}): an SAE of the wrong width for the hook; load the "
+                         "SAE trained for this hook")
+
+
+@torch.no_grad()
+def label_free_card(model: Any, sae: SAE, acts: torch.Tensor, texts: Sequence[str]) -> dict[str, float]:
+    """What needs no labels: L0, FVU, alive fraction, shrinkage (1 - <x_hat, x> / ||x||^2 on average) on `acts`,
+    and LM loss recovered, CE increase and KL of the splice on `texts`."""
+    from saelab.evaluation import sae_metrics, splice_costs
+
+    check_fits(sae, acts)
+    base = sae_metrics(sae, acts)
+    x = acts[:4096].to(sae.pre_bias)
+    x_hat = sae.decode(sae.encode(x), sae.preprocess(x)[1])
+    kept = ((x_hat * x).sum(-1) / x.pow(2).sum(-1).clamp_min(1e-12)).mean().item()
+    costs = splice_costs(model, sae, list(texts))
+    return {"L0": base["l0"], "FVU": base["fvu"], "alive": 1 - base["dead_fraction"], "shrinkage": 1 - kept,
+            "loss recovered": costs["loss_recovered"], "CE increase": costs["ce_increase_sae"],
+            "KL": costs["kl_sae"]}
+
+
+def spreads(cards: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, toy.Spread]]:
+    """{architecture: [card per seed]} -> {architecture: {metric: Spread over seeds}}."""
+    return {name: {m: toy.spread([c[m] for c in runs]) for m in runs[0]} for name, runs in cards.items()}
+
+
+def format_table(table: dict[str, dict[str, toy.Spread]], digits: int = 2) -> str:
+    """One row per architecture, one column per metric, each cell 'mean (min-max)' over the seeds."""
+    names = list(table)
+    cols = list(table[names[0]])
+    width = max(len(LABELS.get(n, n)) for n in names) + 2
+    head = "".ljust(width) + "".join(c.rjust(18) for c in cols)
+    rows = [LABELS.get(n, n).ljust(width) + "".join(table[n][c].format(digits).rjust(18) for c in cols)
+            for n in names]
+    return "\n".join([head, *rows])
+
+
+def pareto_plot(table: dict[str, dict[str, toy.Spread]], y: str = "FVU", ax: Any = None, title: str | None = None):
+    """L0 against `y` for each architecture: the mean with min-max bars over the seeds."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4))
+    for name, row in table.items():
+        lx, ly = row["L0"], row[y]
+        ax.errorbar(lx.mean, ly.mean, xerr=[[lx.mean - lx.lo], [lx.hi - lx.mean]],
+                    yerr=[[ly.mean - ly.lo], [ly.hi - ly.mean]], fmt="o", capsize=3, label=LABELS.get(name, name))
+    ax.set_xlabel("L0 (latents active per sample)")
+    ax.set_ylabel(y)
+    ax.set_title(title or f"L0 against {y}: mean and min-max over seeds")
+    ax.legend(fontsize=8)
+    return ax
+
+
+__all__ = ["ARCHITECTURES", "LABELS", "PARENTS", "TOY_BUDGET", "TOY_SETTINGS", "Toy", "check_fits", "format_table",
+           "last_token_activations",
+           "label_free_card", "make_sae", "pareto_plot", "spreads", "toy_card", "toy_world", "train_toy_sae"]
+
+
+@torch.no_grad()
+def last_token_activations(model: Any, hook_name: str, texts: Sequence[str]) -> torch.Tensor:
+    """The activation at each text's last real token: [n_texts, d_model] (labelled prompts carry their label there)."""
+    from saelab.activations import hook_activations, tokenize_texts
+
+    tokens, mask = tokenize_texts(model, list(texts))
+    acts = hook_activations(model, hook_name, tokens).float().cpu()
+    last = mask.long().sum(1) - 1
+    return acts[torch.arange(len(texts)), last]
