@@ -31,7 +31,7 @@ VALUES = {
         "colour_limits": "[list(ax.images[0].get_clim()) for ax in axes]", "limit": "limit",
         "approx_max": "float(approx.max())", "heat_max": "float(heat.max())",
         "approx_argmax_column": "int(approx.argmax()) % approx.shape[1]", "n_pos": "len(str_tokens)",
-        "top_negative_at_a": "ranking[-1]", "top_negative_at_stop": "at_stop",
+        "top_negative_at_a": "top_at_a", "top_negative_at_stop": "at_stop",
         "ranking_prompts": "[len(ranking), float(au[ranking[0]]), float(au[ranking[-1]])]",
     }
 register(NOTEBOOK, VALUES)
