@@ -1,6 +1,7 @@
 """Claim tests for notebook 01_sae_theory.ipynb: each result sentence, checked against the executed notebook (offline).
 
 Runs natively and on a second CPU code path with another seed offset (see the Makefile's `claims-second-path`).
+Comparisons of trained SAEs are judged by their seed spread (min-max over the notebook's seeds), never by one run.
 """
 from __future__ import annotations
 
@@ -10,17 +11,22 @@ from tests.claims.harness import notebook_values, register
 
 NOTEBOOK = "01_sae_theory.ipynb"
 VALUES = {
-        "active_per_sample": "(codes > 0).sum(1).float().mean().item()",
-        "features_per_neuron": "toy.n_features_per_neuron(features).tolist()", "others_f0": "others",
-        "untrained_on": "(sae(x[:256])[1] != 0).float().mean().item()", "expansion": "sae.n_latents / sae.d_model",
-        "rec_relu": "rec_relu['mean_best_cos']", "rec_topk": "rec_topk['mean_best_cos']",
-        "relu_sweep": "[[a, r.l0, r.fvu, r.recovery['mean_best_cos']] for a, r in zip(alphas, relu_runs)]",
-        "topk_sweep": "[[k, r.l0, r.fvu, r.recovery['mean_best_cos']] for k, r in zip(ks, topk_runs)]",
-        "dead_at_end": "{str(k): v for k, v in dead_at_end.items()}",
-        "recovery_at_end": "{str(k): v for k, v in recovery_at_end.items()}",
-        "n_resampled": "sum(n for _, n in runs['high_loss'].resampled)",
-        "ortho_relu": "metrics.decoder_orthogonality(sae_relu.W_dec)",
-    }
+    "active_per_sample": "(codes > 0).sum(1).float().mean().item()",
+    "features_per_neuron": "toy.n_features_per_neuron(features).tolist()",
+    "others_f0": "others",
+    "readout": "{str(n): list(toy.best_linear_readout(toy.make_toy_features(n, 16, seed=seed(0)))) + "
+               "[toy.n_features_per_neuron(toy.make_toy_features(n, 16, seed=seed(0))).float().mean().item()] "
+               "for n in (16, 32)}",
+    "untrained_on": "untrained_on",
+    "recovery": "{name: list(s.values) for name, s in recovery.items()}",
+    "sweep": "{label: [list(l0[label].values), list(fvu[label].values), list(rec[label].values)] for label in sweep}",
+    "dead_at_end": "{str(k): list(v.values) for k, v in dead_at_end.items()}",
+    "recovery_at_end": "{str(k): list(v.values) for k, v in recovery_at_end.items()}",
+    "n_resampled": "[sum(n for _, n in r.history.resampled) for r in runs['high_loss']]",
+    "n_seeds": "{'relu': len(relu_runs), 'topk': len(topk_runs), 'sweep': [len(r) for r in sweep.values()], "
+               "'resampling': [len(r) for r in runs.values()]}",
+    "ortho": "{name: list(s.values) for name, s in ortho.items()}",
+}
 register(NOTEBOOK, VALUES)
 
 
@@ -29,19 +35,27 @@ def nb01() -> dict:
     return notebook_values(NOTEBOOK)
 
 
+def apart(below: list[float], above: list[float]) -> bool:
+    """Every value of `below` is under every value of `above`: a difference larger than the seed spread."""
+    return max(below) < min(above)
+
+
+def overlap(a: list[float], b: list[float]) -> bool:
+    """The two seed ranges overlap: 'no clear difference'."""
+    return not (apart(a, b) or apart(b, a))
+
+
+# --- 1. superposition -----------------------------------------------------------------------------------
 def test_01_superposition_about_1_6_features_active(nb01):
-    """'TopK with k = 2 (about the 1.6 features active per sample)'."""
+    """'a TopK SAE (k = 2, about the 1.6 features active per sample)'."""
     assert abs(nb01["active_per_sample"] - 1.6) < 0.1
 
 
-def test_01_superposition_neuron0_responds_to_many(nb01):
-    """'A monosemantic neuron would respond to one feature. This one responds to many.' (neuron 0)"""
-    assert nb01["features_per_neuron"][0] >= 3
-
-
-def test_01_superposition_every_neuron_mixes_several(nb01):
-    """'with more sparse features than dimensions, every neuron ... mixes several features'."""
-    assert min(nb01["features_per_neuron"]) >= 2
+def test_01_superposition_neuron0_and_most_others_respond_to_several(nb01):
+    """'This one responds to several, and so do most of the others (the counts below).'"""
+    counts = nb01["features_per_neuron"]
+    assert counts[0] >= 2
+    assert sum(c >= 2 for c in counts) >= 0.75 * len(counts)
 
 
 def test_01_superposition_f0_direction_picks_up_others(nb01):
@@ -49,64 +63,125 @@ def test_01_superposition_f0_direction_picks_up_others(nb01):
     assert len(nb01["others_f0"]) >= 2
 
 
-def test_01_sae_untrained_half_the_latents_on(nb01):
-    """'untrained: about half the latents are on'."""
-    assert 0.35 <= nb01["untrained_on"] <= 0.65
+def test_01_polysemantic_without_superposition_yet_linearly_separable(nb01):
+    """'With 16 features the neurons are polysemantic too (several features per neuron on average), yet a linear
+    readout separates the features exactly (leak 0.00).'"""
+    own, leak, per_neuron = nb01["readout"]["16"]
+    assert per_neuron >= 2
+    assert own > 0.99 and leak < 0.005
 
 
-def test_01_sae_expansion_factor_4(nb01):
-    """'Expansion factor n/d: how many more latents than dimensions (4 here ...)'."""
-    assert nb01["expansion"] == 4
+def test_01_superposition_no_linear_readout_separates_32_features(nb01):
+    """'With 32 it cannot: the best readout gets back half of each feature and picks up large pieces of others.'"""
+    own, leak, per_neuron = nb01["readout"]["32"]
+    assert abs(own - 0.5) < 0.02
+    assert leak > 0.15
 
 
-def test_01_training_both_saes_recover_the_features(nb01):
-    """'both ReLU + L1 and TopK SAEs recover the true features almost perfectly (mean best cosine > 0.9)'."""
-    assert nb01["rec_relu"] > 0.9 and nb01["rec_topk"] > 0.9
+# --- 2. the SAE -------------------------------------------------------------------------------------------
+def test_01_sae_untrained_roughly_half_the_latents_on(nb01):
+    """'An untrained one already turns on roughly half its latents for an input that has a feature active'."""
+    assert 0.4 <= nb01["untrained_on"] <= 0.6
 
 
-def test_01_tradeoff_larger_alpha_sparser_and_worse_reconstruction(nb01):
-    """'Larger α ... buys sparsity with reconstruction error'."""
-    l0s, fvus = [r[1] for r in nb01["relu_sweep"]], [r[2] for r in nb01["relu_sweep"]]
-    assert l0s == sorted(l0s, reverse=True) and fvus == sorted(fvus)
+# --- 3. training ------------------------------------------------------------------------------------------
+def test_01_training_every_comparison_has_at_least_3_seeds(nb01):
+    """'we train each one with at least three seeds'; 'this comparison gets five seeds per arm'."""
+    seeds = nb01["n_seeds"]
+    assert seeds["relu"] >= 3 and seeds["topk"] >= 3 and min(seeds["sweep"]) >= 3
+    assert seeds["resampling"] == [5, 5]
 
 
-def test_01_tradeoff_smaller_k_sparser_and_worse_reconstruction(nb01):
-    """'(or smaller k) buys sparsity with reconstruction error'."""
-    l0s, fvus = [r[1] for r in nb01["topk_sweep"]], [r[2] for r in nb01["topk_sweep"]]
-    assert l0s == sorted(l0s) and fvus == sorted(fvus, reverse=True)
+def test_01_training_both_saes_recover_the_features_every_seed(nb01):
+    """'Both SAEs recover the true features almost perfectly: every seed of both has a mean best cosine above 0.9.'"""
+    assert min(nb01["recovery"]["ReLU + L1"]) > 0.9 and min(nb01["recovery"]["TopK k=2"]) > 0.9
 
 
-def test_01_tradeoff_best_reconstruction_is_not_best_recovery(nb01):
-    """'the best reconstruction is not the best recovery: with small α the SAE reconstructs well using many latents
-    per input, which blends features together'."""
-    runs = nb01["relu_sweep"]
-    best_fvu, best_rec = min(runs, key=lambda r: r[2]), max(runs, key=lambda r: r[3])
-    assert best_fvu is not best_rec and best_fvu[3] < best_rec[3]
-    assert best_fvu[0] == min(r[0] for r in runs) and best_fvu[1] == max(r[1] for r in runs)
+def test_01_training_relu_topk_gap_is_a_few_hundredths_at_most(nb01):
+    """'TopK minus ReLU, seed by seed: a gap of a few hundredths at most, small next to what α and k do in section 4'.
+    (No ranking is claimed: the seed-by-seed gap was +0.005 to +0.035 over the offsets tried, and three seeds of one
+    sign happen one time in four by chance.)"""
+    rec = nb01["recovery"]
+    gaps = [t - r for t, r in zip(rec["TopK k=2"], rec["ReLU + L1"])]
+    assert max(abs(g) for g in gaps) < 0.06
+    means = [sum(v[2]) / len(v[2]) for v in nb01["sweep"].values()]
+    assert max(abs(g) for g in gaps) < 0.25 * (max(means) - min(means))
 
 
-def test_01_dead_latents_resampling_revives_some(nb01):
-    """'Resampling revives the dead latents (the resampled counts above)'."""
-    assert nb01["n_resampled"] > 0
+def test_01_tradeoff_recovery_ranges_from_about_0_75_to_0_99(nb01):
+    """'where recovery ranges from about 0.75 to 0.99' (the mean over seeds of each α and k setting)."""
+    means = [sum(v[2]) / len(v[2]) for v in nb01["sweep"].values()]
+    assert 0.65 <= min(means) <= 0.85 and max(means) >= 0.97
 
 
-def test_01_dead_latents_same_fraction_with_and_without(nb01):
-    """'the run ends with about the same dead fraction with and without it'."""
+# --- 4. trade-off -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("labels", [["α=0.03", "α=0.1", "α=0.3", "α=1.0"], ["k=8", "k=4", "k=2", "k=1"]])
+def test_01_tradeoff_each_step_sparser_and_worse_beyond_the_spread(nb01, labels):
+    """'Each step up in α (or down in k) lowers L0 and raises FVU by more than the spread over seeds'."""
+    sweep = nb01["sweep"]
+    for denser, sparser in zip(labels, labels[1:]):
+        l0_dense, fvu_dense = sweep[denser][0], sweep[denser][1]
+        l0_sparse, fvu_sparse = sweep[sparser][0], sweep[sparser][1]
+        # k=1 is L0 = 1 exactly in every seed; "lower" still has to beat the spread of the denser setting
+        assert apart(l0_sparse, l0_dense), (denser, sparser, l0_dense, l0_sparse)
+        assert apart(fvu_dense, fvu_sparse), (denser, sparser, fvu_dense, fvu_sparse)
+
+
+@pytest.mark.parametrize("dense, sparse, family", [("α=0.03", "α=0.3", "α"), ("k=8", "k=2", "k")])
+def test_01_tradeoff_best_reconstruction_is_not_best_recovery(nb01, dense, sparse, family):
+    """'α = 0.03 and k = 8 reconstruct best (lowest FVU) and recover the features clearly worse than α = 0.3 and
+    k = 2'."""
+    sweep = nb01["sweep"]
+    family_fvu = {label: sum(v[1]) / len(v[1]) for label, v in sweep.items() if label.startswith(family)}
+    assert min(family_fvu, key=family_fvu.get) == dense
+    assert apart(sweep[dense][2], sweep[sparse][2])
+
+
+# --- 5. dead latents --------------------------------------------------------------------------------------
+def test_01_dead_latents_resampling_revives_some_every_run(nb01):
+    """'Resampling revives dead latents (the resampled counts above ...)'."""
+    assert min(nb01["n_resampled"]) > 0
+
+
+def test_01_dead_latents_no_clear_difference_with_and_without(nb01):
+    """'at the end there is no clear difference in the dead fraction with and without it (the two ranges
+    overlap)'. (One seed's 'within 0.05' failed for 3 of 10 seeds; the claim is now about the seed ranges.)"""
     dead = nb01["dead_at_end"]
-    assert abs(dead["high_loss"] - dead["None"]) <= 0.05
+    assert overlap(dead["None"], dead["high_loss"]), dead
 
 
-def test_01_dead_latents_more_than_half(nb01):
-    """'... with and without it, more than half of the latents'."""
-    assert min(nb01["dead_at_end"].values()) > 0.5
+def test_01_dead_latents_more_than_a_third_in_every_run(nb01):
+    """'every run ends with more than a third of its latents dead'."""
+    assert min(min(v) for v in nb01["dead_at_end"].values()) > 1 / 3
 
 
-def test_01_dead_latents_recovery_does_not_change(nb01):
-    """'and recovery does not change'."""
+def test_01_dead_latents_recovery_no_clear_difference(nb01):
+    """'and recovery shows no clear difference either'."""
     rec = nb01["recovery_at_end"]
-    assert abs(rec["high_loss"] - rec["None"]) <= 0.01
+    assert overlap(rec["None"], rec["high_loss"]), rec
 
 
+# --- 6. orthogonality -------------------------------------------------------------------------------------
 def test_01_orthogonality_64_directions_must_overlap(nb01):
-    """'In 16 dimensions 64 directions *must* overlap'."""
-    assert nb01["ortho_relu"] > 0.1
+    """'In 16 dimensions 64 directions *must* overlap, and for directions drawn at random the value is about 0.20.'"""
+    random = nb01["ortho"]["random directions (64)"]
+    assert all(0.17 < v < 0.23 for v in random)
+
+
+@pytest.mark.parametrize("name", ["ReLU SAE decoders (64)", "TopK SAE decoders (64)", "ReLU α=0.03 (worse recovery)",
+                                  "true features (32)"])
+def test_01_orthogonality_trained_decoders_sit_at_the_random_level(nb01, name):
+    """'Every trained decoder sits within a few hundredths of random directions, the α = 0.03 SAEs that recover the
+    features clearly worse included, and so do the true features'."""
+    random = nb01["ortho"]["random directions (64)"]
+    values = nb01["ortho"][name]
+    assert min(random) - 0.05 <= min(values) and max(values) <= max(random) + 0.05, (name, values, random)
+
+
+def test_01_orthogonality_jumps_when_columns_collapse(nb01):
+    """'The collapse moves the number far above that, by much more than the spread of all the others'."""
+    ortho = nb01["ortho"]
+    collapsed = ortho["collapsed onto 2 directions"]
+    others = [v for name, values in ortho.items() if name != "collapsed onto 2 directions" for v in values]
+    spread = max(others) - min(others)
+    assert min(collapsed) - max(others) > 3 * spread, (collapsed, min(others), max(others))
