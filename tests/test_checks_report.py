@@ -32,12 +32,20 @@ def test_a_crash_in_student_code_is_one_line(capsys, monkeypatch):
     assert out.startswith("✗ check_x: your function raised TypeError") and out.count("\n") == 1
 
 
-@pytest.mark.parametrize("body", [lambda: "wrong axis", lambda: report.call(_stub, 1)])
-def test_strict_mode_raises_on_anything_but_success(monkeypatch, body):
+def test_strict_mode_raises_on_a_wrong_answer(monkeypatch):
     monkeypatch.setenv(report.STRICT_ENV, "1")
-    with pytest.raises(report.CheckFailed):
-        report.check("check_x", body)
+    with pytest.raises(report.CheckFailed, match="wrong axis"):
+        report.check("check_x", lambda: "wrong axis")
+    with pytest.raises(report.CheckFailed, match="raised TypeError"):
+        report.check("check_x", lambda: report.call(lambda x: x / "a", 1))
     assert report.check("check_x", lambda: None) is True
+
+
+def test_strict_mode_lets_the_stub_say_not_done(monkeypatch, capsys):
+    """The notebooks call each check on the untouched stub before the folded solution runs."""
+    monkeypatch.setenv(report.STRICT_ENV, "1")
+    assert report.check("check_x", lambda: report.call(_stub, 1)) is False
+    assert "not done yet" in capsys.readouterr().out
 
 
 def test_as_float_explains_a_tensor():
