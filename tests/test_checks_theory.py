@@ -153,6 +153,8 @@ FORWARD_MISTAKES = {
                               else topk_smallest(p, s.k)), "SMALLEST"),
     "ReLU for TopK": (forward_with(latents=lambda s, p: torch.relu(p)), "this SAE is TopK"),
     "missing add-back": (forward_with(x_hat=lambda s, c, p: c @ s.W_dec.T), "missing bias: add pre_bias back"),
+    "subtracted after decoding": (forward_with(x_hat=lambda s, c, p: c @ s.W_dec.T - s.pre_bias),
+                                  "wrong sign after decoding"),
     "added twice": (forward_with(x_hat=lambda s, c, p: c @ s.W_dec.T + 2 * s.pre_bias), "double-counted bias"),
     "decoder untransposed": (forward_with(x_hat=lambda s, c, p: c @ s.W_dec + s.pre_bias), "wrong axis"),
     "tied weights": (forward_with(x_hat=lambda s, c, p: c @ s.encoder.weight + s.pre_bias), "encoder's weights"),
@@ -175,6 +177,15 @@ def test_check_sae_forward_names_each_mistake(capsys, mistake):
     fn, hint = FORWARD_MISTAKES[mistake]
     out = verdict(checks.check_sae_forward, fn, capsys=capsys)
     assert out.startswith("✗ check_sae_forward: ") and hint in out, (mistake, out)
+
+
+def test_check_sae_forward_names_latents_returned_as_pre_activations(capsys):
+    def latents_twice(sae, x):
+        pre, latents, x_hat = right_forward(sae, x)
+        return latents, latents, x_hat
+
+    out = verdict(checks.check_sae_forward, latents_twice, capsys=capsys)
+    assert "BEFORE the activation" in out, out
 
 
 def test_check_sae_forward_explains_a_shape_crash_and_a_wrong_return(capsys):
@@ -301,9 +312,12 @@ def test_check_l0_and_fvu_report_both_when_one_is_wrong(capsys):
     assert "✓ check_l0" in out and "✗ check_fvu" in out
 
 
-def test_checks_raise_in_strict_mode(monkeypatch):
+def test_in_strict_mode_a_wrong_answer_raises_and_a_stub_goes_on(monkeypatch, capsys):
     monkeypatch.setenv(report.STRICT_ENV, "1")
     with pytest.raises(report.CheckFailed):
-        checks.check_topk(topk_stub)
-    with pytest.raises(report.CheckFailed):
         checks.check_sae_loss(LOSS_MISTAKES["no L1"][0])
+    with pytest.raises(report.CheckFailed):
+        checks.check_topk(topk_no_relu)
+    assert checks.check_sae_forward(forward_stub) is False  # the notebook's stub cell runs before its solution
+    assert capsys.readouterr().out.splitlines()[-1].startswith("… check_sae_forward: not done yet")
+    assert checks.check_sae_forward(right_forward) is True
