@@ -1,6 +1,7 @@
 """Claim tests for notebook 04_steering.ipynb: each result sentence, checked against the executed notebook (offline).
 
 Runs natively and on a second CPU code path with another seed offset (see the Makefile's `claims-second-path`).
+Every sampled comparison runs three seeds; a claim of a difference needs the seeds' ranges to separate.
 """
 from __future__ import annotations
 
@@ -10,18 +11,24 @@ from tests.claims.harness import notebook_values, register
 
 NOTEBOOK = "04_steering.ipynb"
 VALUES = {
-        "prompt": "PROMPT", "latents": "LATENTS", "latent_aurocs": "[float(auroc[i]) for i in LATENTS]",
-        "magnitudes": "mags.tolist()",
-        "cos_unit": "float(torch.cosine_similarity(vectors['unit'], vectors['ones'], dim=0))",
+        "prompt": "PROMPT", "neutral": "NEUTRAL", "seeds": "SEEDS", "latents": "LATENTS",
+        "latent_aurocs": "[float(auroc[i]) for i in LATENTS]", "magnitudes": "mags.tolist()",
         "cos_measured": "float(torch.cosine_similarity(vectors['measured'], vectors['ones'], dim=0))",
-        "before_after": "{k.split(' (')[0]: fraction_negative(v, METHOD) for k, v in cols.items()}",
+        "bias": "{k: list(v) for k, v in bias.items()}",
         "hooks_left": "len(model.hook_dict[sae.hook_name].fwd_hooks)",
-        "combos": "[(r[0], float(r[1].rstrip('%')) / 100) for r in rows]",
-        "curves": "{m: [(p.negative, p.fluency) for p in pts] for m, pts in curves.items()}",
-        "sweep": "[(p.scale, p.negative, p.fluency) for p in points]", "spot": "spot", "broken": "broken",
-        "panel": "{k.split(' (')[0]: fraction_negative(v, METHOD) for k, v in panel.columns.items()}",
+        "runs": "{k: [(s.negative, s.well_formed, s.fluency) for s in v] for k, v in runs.items()}",
+        "combos": "{k: [s.negative for s in v] for k, v in combos.items()}",
+        "combo_well_formed": "{k: [s.well_formed for s in v] for k, v in combos.items()}",
+        "combo_fixed_lengths": "[SCALE * float(steering.steering_vector(sae, LATENTS[:k]).norm()) for k in combos]",
+        "curves": "{m: [(p.negative, p.well_formed) for p in pts] for m, pts in curves.items()}",
+        "sweep": "[(p.scale, p.negative, p.well_formed, p.fluency) for p in points]", "spot": "spot",
+        "broken": "broken", "panel": "panel.shares",
     }
 register(NOTEBOOK, VALUES)
+
+
+def mean(xs):
+    return sum(xs) / len(xs)
 
 
 @pytest.fixture(scope="session")
@@ -29,68 +36,101 @@ def nb04() -> dict:
     return notebook_values(NOTEBOOK)
 
 
-def test_04_settings_the_positive_context_stays_positive_unsteered(nb04):
-    """ "it starts from a clearly positive context, "i love him. he is such a": unsteered, the model continues it
-    positively" """
-    assert nb04["prompt"] == "i love him. he is such a"
-    assert nb04["sweep"][0][0] == 0 and nb04["sweep"][0][1] <= 0.1  # 24 samples at scale 0
-    assert nb04["before_after"]["sampled, unsteered"] <= 0.25 and nb04["before_after"]["greedy, unsteered"] == 0
+def test_04_every_comparison_runs_three_seeds(nb04):
+    assert len(nb04["seeds"]) == 3
+    assert all(len(v) == 3 for v in nb04["runs"].values()) and all(len(v) == 3 for v in nb04["combos"].values())
+    assert all(len(neg) == 3 for _, neg, _, _ in nb04["sweep"]) and len(nb04["panel"]["steered"]) == 3
+
+
+def test_04_fluency_after_the_full_prompt_penalises_negative_words(nb04):
+    """ "after the full prompt, negative continuations of the same shape score far lower than positive ones (the gap
+    printed above) [...] After "he is such a" alone the gap is much smaller" """
+    assert nb04["prompt"] == "i love him. he is such a" and nb04["neutral"] == "he is such a"
+    pos_full, neg_full = nb04["bias"][nb04["prompt"]]
+    pos_neutral, neg_neutral = nb04["bias"][nb04["neutral"]]
+    gap_full, gap_neutral = pos_full - neg_full, pos_neutral - neg_neutral
+    assert gap_full >= 0.5 and abs(gap_neutral) <= 0.3 and abs(gap_neutral) < gap_full / 2
 
 
 def test_04_latents_separate_perfectly_where_sentiment_is_known(nb04):
     """ "single latents of the tiny world's SAE separate negative from positive prompts perfectly (AUROC 1.0 for all
-    four we use below)" """
+    four we use below). On a real negative sentence they all fire" """
     assert len(nb04["latents"]) == 4 and nb04["latent_aurocs"] == [1.0] * 4
-
-
-def test_04_latents_fire_on_a_real_negative_sentence(nb04):
-    """ "On a real negative sentence they fire with a typical size" """
     assert all(m > 0 for m in nb04["magnitudes"])
 
 
-def test_04_vector_ones_and_unit_point_the_same_way(nb04):
-    """ ""ones" and "unit" point the same way (they differ only in length); "measured" leans toward whichever latent
-    fires harder" """
-    assert nb04["cos_unit"] > 0.999 and nb04["cos_measured"] < 0.99
+def test_04_measured_points_another_way(nb04):
+    """ ""measured" [...] points in a different direction from "ones" (the cosine printed above)" """
+    assert nb04["cos_measured"] < 0.99
 
 
-def test_04_before_after_steered_samples_turn_negative(nb04):
-    """ "In the tiny world, from the positive context, the unsteered samples stay positive and most steered ones turn
-    negative [...] The hook lives only inside the `with` block (0 hooks left after it)" """
-    ba = nb04["before_after"]
-    assert ba["sampled, unsteered"] <= 0.25 and ba["sampled, steered"] > 0.5
+def test_04_before_after_steered_samples_turn_negative_in_every_seed(nb04):
+    """ "few unsteered samples are negative and most steered ones are, in every seed (the ranges printed above do
+    not overlap), and the steered text stays well formed about as often as the model's own. The hook lives only
+    inside the `with` block (0 hooks left after it)" """
+    un = [neg for neg, _, _ in nb04["runs"]["unsteered"]]
+    st = [neg for neg, _, _ in nb04["runs"]["steered"]]
+    assert max(un) <= 0.25 and min(st) > 0.5 and max(un) < min(st)
+    wf_un = [wf for _, wf, _ in nb04["runs"]["unsteered"]]
+    wf_st = [wf for _, wf, _ in nb04["runs"]["steered"]]
+    assert min(wf_st) >= 0.85 and mean(wf_un) - mean(wf_st) <= 0.1
     assert nb04["hooks_left"] == 0
 
 
-def test_04_combining_more_latents_usually_push_harder(nb04):
-    """ "each added latent adds its own direction, so at a fixed scale more latents usually push harder" """
-    shares = [share for _, share in nb04["combos"]]
-    assert len(shares) == 4 and shares[-1] > shares[0]
-    assert sum(b >= a for a, b in zip(shares, shares[1:])) >= len(shares) - 2
+def test_04_combinations_at_equal_length(nb04):
+    """ "at a fixed scale, more latents also add more length (the lengths printed above grow with each latent) [...]
+    one latent alone turns the fewest samples negative (its whole range lies below that of the best three), and a
+    fourth latent adds no clear push (its mean is not above the range of three)" """
+    lengths = nb04["combo_fixed_lengths"]
+    assert len(lengths) == 4 and all(a < b for a, b in zip(lengths, lengths[1:]))
+    combos = {int(k): v for k, v in nb04["combos"].items()}
+    assert max(combos[1]) < min(combos[3])
+    assert min(combos[1]) <= min(min(v) for v in combos.values())  # the fewest
+    assert mean(combos[4]) <= max(combos[3])
 
 
-def test_04_magnitudes_ones_and_unit_coincide(nb04):
-    """ "then "ones" and "unit" (same direction) must coincide" (plotted against the length added)"""
-    ones, unit = nb04["curves"]["ones"], nb04["curves"]["unit"]
-    assert [n for n, _ in ones] == [n for n, _ in unit]
-    assert all(abs(a - b) < 0.05 for (_, a), (_, b) in zip(ones, unit))
+def test_04_measured_magnitudes_steer_no_better_at_equal_length(nb04):
+    """ "at every length the mean share of negative samples with "measured" stays within or below the range of
+    "ones", and by the grammar checker its text breaks down no later" (breaks down: the mean well-formed share
+    falls more than 0.25 below the unsteered one, the notebook's breakdown rule) """
+    ones, measured = nb04["curves"]["ones"], nb04["curves"]["measured"]
+    assert len(ones) == len(measured) >= 5
+    for (neg_o, _), (neg_m, _) in zip(ones, measured):
+        assert mean(neg_m) <= max(neg_o)
+
+    def breakdown(curve):
+        base = mean(curve[0][1])
+        return next(i for i, (_, wf) in enumerate(curve) if mean(wf) < base - 0.25)
+
+    assert breakdown(measured) <= breakdown(ones)
 
 
 def test_04_sweep_has_a_window(nb04):
-    """ "Below it the effect is partial, inside it the sentiment flips while the text stays fluent (the sweet spot
-    printed above), and beyond it fluency collapses even though the "negativity" stays high" """
-    sweep, spot, broken = nb04["sweep"], nb04["spot"], nb04["broken"]
-    base = sweep[0][2]
-    at_spot = next(p for p in sweep if p[0] == spot)
-    assert at_spot[1] >= 0.9 and at_spot[2] >= base - 1.0
-    assert all(p[1] < at_spot[1] for p in sweep if p[0] < spot)
+    """ "the share of negative samples climbs from the unsteered few to nearly all (90% or more at the sweet spot,
+    on average over the seeds), while the text stays about as well formed as the model's own. Past the breakdown
+    line the grammar checker rejects more and more samples, until at the largest scales none is well formed, yet
+    every one still counts as "negative" [...] The fluency after the neutral context tells the same story (near the
+    unsteered value at the sweet spot, several nats per token lower at the largest scales)" """
+    sweep = {scale: (neg, wf, flu) for scale, neg, wf, flu in nb04["sweep"]}
+    spot, broken = nb04["spot"], nb04["broken"]
+    neg0, wf0, flu0 = sweep[0]
+    neg_s, wf_s, flu_s = sweep[spot]
+    assert mean(neg0) <= 0.25 and mean(neg_s) >= 0.9
+    assert mean(wf_s) >= mean(wf0) - 0.1
     assert broken is not None and broken > spot
-    beyond = [p for p in sweep if p[0] >= broken]
-    assert all(p[2] < base - 1.0 and p[1] >= 0.9 for p in beyond)
+    largest = sorted(sweep)[-2:]
+    for scale in largest:
+        neg, wf, _ = sweep[scale]
+        assert max(wf) == 0 and min(neg) == 1.0
+    past = [mean(sweep[s][1]) for s in sorted(sweep) if s >= broken]
+    assert all(a >= b for a, b in zip(past, past[1:]))  # fewer and fewer well formed
+    assert abs(mean(flu_s) - mean(flu0)) <= 0.5
+    assert all(mean(sweep[s][2]) <= mean(flu0) - 2.0 for s in largest)
 
 
-def test_04_panel_default_run_shows_the_difference(nb04):
-    """ "The panel opens with its default run: the positive prompt of section 1, unsteered and steered side by side"
-    (issue #14: the default run should differ visibly)"""
+def test_04_panel_default_run_shows_the_difference_in_every_seed(nb04):
+    """ "in the default run the steered share of negative samples lies above the unsteered one in each of the three
+    seeds" """
     panel = nb04["panel"]
-    assert panel["sampled, unsteered"] <= 0.25 and panel["sampled, steered"] >= panel["sampled, unsteered"] + 0.5
+    assert len(panel["unsteered"]) == 3 and max(panel["unsteered"]) < min(panel["steered"])
+
