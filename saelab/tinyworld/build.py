@@ -42,6 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="CPU threads (1 is faster on a busy machine)")
     p.add_argument("--sae-only", action="store_true", help="keep the model in --out, retrain only the SAE")
     p.add_argument("--quick", action="store_true", help="a few steps on a few stories: a smoke test")
+    p.add_argument("--transcoders-only", action="store_true",
+                   help="keep the model and SAE in --out, retrain only notebook 07's transcoders")
     return p.parse_args(argv)
 
 
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.time()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.transcoders_only:
+        return build_transcoder_file(out, args)
 
     if args.sae_only:  # keep the model; its figures come from the build that trained it
         model = GPT2LMHeadModel.from_pretrained(out).eval()
@@ -98,7 +102,21 @@ def main(argv: list[str] | None = None) -> dict:
                "total_seconds": round(time.time() - start), "sae_tokens": len(acts), **report}
     (out / "build.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))
+    build_transcoder_file(out, args)
     return summary
+
+
+def build_transcoder_file(out: Path, args: argparse.Namespace) -> dict:
+    """Notebook 07's transcoders: one TopK transcoder (640 latents, k = 8) per MLP, in transcoders.pt."""
+    from saelab.transcoders import build_transcoders, save_transcoders
+
+    bridge = load_model(str(out), device="cpu")
+    steps = 3 if args.quick else 400
+    transcoders = build_transcoders(bridge, range(bridge.cfg.n_layers), n_texts=100 if args.quick else 800,
+                                    seed=args.seed, n_steps=steps)
+    save_transcoders(transcoders, out / "transcoders.pt")
+    print(f"transcoders: {len(transcoders)} layers, {steps} steps each -> {out / 'transcoders.pt'}")
+    return {"transcoder_layers": len(transcoders), "transcoder_steps": steps}
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     <root>/hf/hub/models--openai-community--gpt2/{refs/main, snapshots/<commit>/}   GPT-2 small's shapes
     <root>/hf/hub/models--distilbert--distilgpt2/{refs/main, snapshots/<commit>/}   DistilGPT2's shapes
     <root>/sae/resid_post_mlp_v5_{32k,128k}/autoencoders/8.pt                       OpenAI-format TopK SAEs
+    <root>/sae/resid_post_mlp_v5_32k/autoencoders/{4,10}.pt                         (notebook 07's graph)
     <root>/texts.jsonl                                                              stands in for the hub dataset
 
 Both models share one byte-level BPE tokenizer trained here (not GPT-2's files) with GPT-2's vocabulary
@@ -23,7 +24,7 @@ from pathlib import Path
 import torch
 
 # Bump when what `build` writes changes; the cache key also hashes the words the notebooks use.
-VERSION = "1"
+VERSION = "2"
 ROOT = Path(__file__).resolve().parents[2]
 VOCAB_SIZE = 50257  # GPT-2's
 EOS = "<|endoftext|>"
@@ -31,6 +32,7 @@ COMMIT = "0000000000000000000000000000000000standin"  # a fake commit id for ref
 MODELS = {"openai-community/gpt2": 12, "distilbert/distilgpt2": 6}  # repository -> number of blocks
 SAE_LAYER, SAE_LOCATION, SAE_K = 8, "resid_post_mlp", 32
 SAE_SIZES = {"32k": 2**15, "128k": 2**17}
+GRAPH_LAYERS = (4, 10)  # notebook 07 builds its online graph from 32k SAEs at layers 4, 8 and 10
 N_TEXTS, WORDS_PER_TEXT = 6000, 160
 
 
@@ -150,6 +152,9 @@ def build(base: Path | None = None, log=print) -> Path:
         for seed, (size, n) in enumerate(SAE_SIZES.items()):
             log(f"stand-in: random OpenAI-format SAE, {size} latents ...")
             write_sae(tmp / "sae" / f"{SAE_LOCATION}_v5_{size}" / "autoencoders" / f"{SAE_LAYER}.pt", n, seed=seed)
+        for layer in GRAPH_LAYERS:
+            log(f"stand-in: random OpenAI-format SAE, 32k latents, layer {layer} ...")
+            write_sae(tmp / "sae" / f"{SAE_LOCATION}_v5_32k" / "autoencoders" / f"{layer}.pt", 2**15, seed=layer)
         write_texts(tmp / "texts.jsonl", words, fillers, rng)
         (tmp / "DONE").write_text(json.dumps({"version": VERSION, "words": len(words)}))
         if (root / "DONE").is_file():
