@@ -32,8 +32,11 @@ class Explanation:
     terms: tuple[Term, ...]
 
     def __str__(self) -> str:
-        return " and ".join(f'{k} = "{v}"' if k == "word" else (f"{k} is known" if v == "*" else f"{k} = {v}")
-                            for k, v in self.terms)
+        def term(k: str, v: str) -> str:
+            if v == "*":
+                return "any token" if k == "word" else f"{k} is known"
+            return f'{k} = "{v}"' if k == "word" else f"{k} = {v}"
+        return " and ".join(term(k, v) for k, v in self.terms)
 
     def holds(self, facts: "Facts") -> torch.Tensor:
         """Where the explanation is true: bool [n_tokens]."""
@@ -173,13 +176,14 @@ def simulation_score(activations: torch.Tensor, explanation: Explanation, facts:
 
 def too_broad(explanation: Explanation) -> Explanation:
     """A deliberately too broad explanation: of two terms keep the label and drop the word; a single label
-    ("sentiment = negative") becomes "the concept is known at all" (value "*")."""
+    ("sentiment = negative") becomes "the concept is known at all" (value "*"), a single word "any token"."""
     labels = [t for t in explanation.terms if t[0] != "word"]
     if len(explanation.terms) >= 2:
         return Explanation(tuple((labels or list(explanation.terms))[:1]))
-    if not labels or labels[0][1] == "*":
-        raise ValueError(f"{explanation} cannot be broadened automatically; write a broader one by hand")
-    return Explanation(((labels[0][0], "*"),))
+    key, value = explanation.terms[0]
+    if value == "*":
+        raise ValueError(f"{explanation} cannot be broadened any further")
+    return Explanation(((key, "*"),))  # a word widens to "any token", a label to "the concept is known"
 
 
 def too_narrow(explanation: Explanation, activations: torch.Tensor, facts: Facts) -> Explanation:

@@ -32,7 +32,7 @@ def _check_directions(W_dec: torch.Tensor, true_features: torch.Tensor) -> None:
 
 def cosines(W_dec: torch.Tensor, true_features: torch.Tensor) -> torch.Tensor:
     """|cos| between every true feature and every decoder column: [n_features, n_latents]."""
-    return (F.normalize(true_features.float(), dim=-1) @ F.normalize(W_dec.float(), dim=0)).abs()
+    return (F.normalize(true_features.detach().float(), dim=-1) @ F.normalize(W_dec.detach().float(), dim=0)).abs()
 
 
 def mcc(W_dec: torch.Tensor, true_features: torch.Tensor) -> dict[str, torch.Tensor | float]:

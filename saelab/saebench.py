@@ -108,7 +108,7 @@ def label_free_card(model: Any, sae: SAE, acts: torch.Tensor, texts: Sequence[st
     from saelab.evaluation import sae_metrics, splice_costs
 
     check_fits(sae, acts)
-    base = sae_metrics(sae, acts)
+    base = sae_metrics(sae, acts, batch_size=512)
     x = acts[:4096].to(sae.pre_bias)
     x_hat = sae.decode(sae.encode(x), sae.preprocess(x)[1])
     kept = ((x_hat * x).sum(-1) / x.pow(2).sum(-1).clamp_min(1e-12)).mean().item()

@@ -50,6 +50,14 @@ def test_too_narrow_loses_recall_on_the_strong_quantiles():
         acts, ai.Explanation((("sentiment", "negative"), ("word", "."))), facts)
 
 
+def test_too_broad_of_single_terms():
+    facts, acts, _ = world()
+    word = ai.too_broad(ai.Explanation((("word", "."),)))
+    assert str(word) == "any token" and bool(word.holds(facts).all())
+    label = ai.too_broad(ai.Explanation((("sentiment", "negative"),)))
+    assert str(label) == "sentiment is known"
+
+
 def test_bad_input_gets_clear_errors():
     facts, acts, stories = world()
     with pytest.raises(ValueError, match="one latent's activations"):
