@@ -76,7 +76,8 @@ def _topk_hint(got: torch.Tensor, pre_acts: torch.Tensor, k: int) -> str:
     if (kept > k).any():
         return (f"with k = {k} a row kept {int(kept.max())} non-zero latents. Keep exactly the k largest per row "
                 f"(topk along dim=-1) and zero everything else (a threshold keeps ties too).")
-    return (f"for pre_acts = {_show(pre_acts)} and k = {k} expected {_show(topk_activation(pre_acts, min(k, pre_acts.shape[-1])))}, "
+    want = topk_activation(pre_acts, min(k, pre_acts.shape[-1]))
+    return (f"for pre_acts = {_show(pre_acts)} and k = {k} expected {_show(want)}, "
             f"got {_show(got)}. Take topk along dim=-1, ReLU the values, scatter them into zeros.")
 
 
@@ -353,7 +354,8 @@ def check_l0(fn: Callable[[torch.Tensor], float]) -> bool:
     """Check `fn(latents [n_inputs, n_latents]) -> float`: mean number of non-zero latents per input."""
 
     def body() -> str | None:
-        latents = torch.tensor([[0.0, 1.5, 0.0, 2.0], [0.0, 0.0, 0.0, 0.7], [3.0, 0.2, 0.0, 0.0]])  # latent 2 never fires
+        # latent 2 never fires
+        latents = torch.tensor([[0.0, 1.5, 0.0, 2.0], [0.0, 0.0, 0.0, 0.7], [3.0, 0.2, 0.0, 0.0]])
         cases = [("3 inputs, latent 2 never fires", latents), ("a batch of one", latents[:1]),
                  ("all latents off", torch.zeros(2, 4))]
         for case, lat in cases:
@@ -367,7 +369,8 @@ def check_l0(fn: Callable[[torch.Tensor], float]) -> bool:
                 return (f"got {got:g}: wrong axis, that averages over inputs for each latent (dim=0). Count "
                         f"non-zeros along dim=-1 (per input), then average over inputs.")
             if abs(got - (lat != 0).float().mean().item()) < 1e-5:
-                return f"got {got:g}: the fraction of non-zero entries. L0 counts them per input: .sum(-1), then .mean()."
+                return (f"got {got:g}: the fraction of non-zero entries. L0 counts them per input: .sum(-1), "
+                        f"then .mean().")
             if abs(got - lat.abs().sum(-1).mean().item()) < 1e-4:
                 return f"got {got:g}: that is the mean L1 norm (sum of values). L0 counts entries: (latents != 0)."
             return f"{case}: expected {want:g}, got {got:g}. Hint: (latents != 0).sum(-1).float().mean()"
@@ -395,7 +398,8 @@ def check_fvu(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> bool:
                 return (f"{case}: got {got:.4g}, expected {want:.4g}. The denominator must be the variance around "
                         f"the mean, sum ||x - x.mean(dim=0)||^2, not sum ||x||^2.")
             if abs(got - (1 - want)) < 1e-4:
-                return f"{case}: got {got:.4g} = 1 - FVU: that is the variance EXPLAINED. Return the unexplained fraction."
+                return (f"{case}: got {got:.4g} = 1 - FVU: that is the variance EXPLAINED. Return the unexplained "
+                        f"fraction.")
             if abs(got - (err / (x_in - x_in.mean()).pow(2).sum()).item()) < 1e-4:
                 return (f"{case}: got {got:.4g}: wrong axis, you subtracted one overall mean; subtract the mean "
                         f"over inputs for each dimension, x.mean(dim=0).")
