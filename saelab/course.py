@@ -16,7 +16,7 @@ GITHUB_BRANCH = "main"
 # Test runs of the online notebooks set this: load_world then raises instead of falling back to the tiny world.
 REQUIRE_ONLINE = "SAELAB_REQUIRE_ONLINE"
 NOTEBOOKS = ("01_sae_theory.ipynb", "02_finding_features.ipynb", "03_activation_patching.ipynb",
-             "04_steering.ipynb", "05_training_saes.ipynb")
+             "04_steering.ipynb", "05_training_saes.ipynb", "06_evaluating_saes.ipynb")
 
 
 def colab_url(notebook: str) -> str:

@@ -1,0 +1,137 @@
+"""Claim tests for notebook 06_evaluating_saes.ipynb: each result sentence, checked against the executed notebook.
+
+Runs natively and on a second CPU code path with another seed offset (see the Makefile's `claims-second-path`).
+Comparisons of trained SAEs are judged by their seed spread (min-max over the notebook's three seeds): a difference
+is claimed only where every seed of one arm lies beyond every seed of the other.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.claims.harness import notebook_values, register
+
+NOTEBOOK = "06_evaluating_saes.ipynb"
+VALUES = {
+    "cards": "{name: {m: [c[m] for c in runs] for m in runs[0]} for name, runs in cards.items()}",
+    "n_seeds": "len(SEEDS)",
+    "my_mcc": "[my_mcc(saes['topk'][0].W_dec.detach(), toys[s0].features)[0], match['topk']['mcc']]",
+    "probe_scores": "probe_scores",
+    "she": "{k: she[k] for k in ('probe_accuracy', 'caught', 'rate', 'missed', 'n')}",
+    "she_words": "absorption.absorbing_words(she, words, top=8)",
+    "autointerp": "scores",
+    "explanation": "str(explanation)",
+}
+register(NOTEBOOK, VALUES)
+NAMES = ("mia", "anna", "lucy")
+
+
+@pytest.fixture(scope="session")
+def nb06() -> dict:
+    return notebook_values(NOTEBOOK)
+
+
+def apart(below: list[float], above: list[float]) -> bool:
+    """Every value of `below` is under every value of `above`: a difference larger than the seed spread."""
+    return max(below) < min(above)
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def test_06_three_seeds_per_architecture(nb06):
+    """'six architectures ... three seeds each'."""
+    assert nb06["n_seeds"] == 3 and len(nb06["cards"]) == 6
+    assert all(len(card["L0"]) == 3 for card in nb06["cards"].values())
+
+
+# --- 1. why L0 and FVU are not enough ----------------------------------------------------------------
+def test_06_topk_and_matryoshka_same_l0_and_fvu_on_every_seed(nb06):
+    """'Their L0 and FVU are about the same (L0 within 0.3 of each other and FVU within 0.03 over every seed)'."""
+    t, m = nb06["cards"]["topk"], nb06["cards"]["matryoshka"]
+    assert all(abs(a - b) < 0.3 for a, b in zip(t["L0"], m["L0"])), (t["L0"], m["L0"])
+    assert all(abs(a - b) < 0.03 for a, b in zip(t["FVU"], m["FVU"])), (t["FVU"], m["FVU"])
+
+
+def test_06_topk_matches_features_more_closely_than_matryoshka(nb06):
+    """'TopK matches the true features more closely (a higher MCC on every seed)' and section 5's
+    'Matryoshka's MCC is below TopK's on every seed'."""
+    assert apart(nb06["cards"]["matryoshka"]["mcc"], nb06["cards"]["topk"]["mcc"])
+
+
+def test_06_matryoshka_absorbs_far_less_than_topk(nb06):
+    """'Matryoshka hides a parent inside its children far less often' and 'each of its seeds is below every TopK
+    seed'."""
+    m, t = nb06["cards"]["matryoshka"]["absorption"], nb06["cards"]["topk"]["absorption"]
+    assert apart(m, t), (m, t)
+    assert max(m) < 0.5 * min(t), (m, t)  # "far less"
+
+
+# --- 2. ground truth ------------------------------------------------------------------------------------
+def test_06_my_mcc_agrees_with_the_library(nb06):
+    """'The library's version (gt.mcc) agrees with yours on a trained SAE'."""
+    mine, lib = nb06["my_mcc"]
+    assert mine == pytest.approx(lib, abs=1e-5)
+
+
+# --- 3. the tiny world's labels ---------------------------------------------------------------------------
+def test_06_three_concepts_linearly_there_and_two_latents_match_the_probe(nb06):
+    """'Sentiment, certainty and gender are linearly there (the linear probe scores at least 0.98 per story), and two
+    latents already come within 0.02 of it'."""
+    for concept in ("sentiment", "certainty", "gender"):
+        row = nb06["probe_scores"][concept]
+        assert row["linear probe"] >= 0.98, (concept, row)
+        assert row["k=2"] >= row["linear probe"] - 0.02, (concept, row)
+
+
+def test_06_topic_is_the_hardest_concept_for_every_probe(nb06):
+    """'Topic ... is the hardest concept for every probe, the linear one included'."""
+    scores = nb06["probe_scores"]
+    for probe in scores["topic"]:
+        assert all(scores["topic"][probe] < scores[c][probe] for c in scores if c != "topic"), (probe, scores)
+
+
+def test_06_absorption_probe_finds_parent_main_latent_catches_under_half(nb06):
+    """'The probe finds the parent almost everywhere (accuracy above 0.95), yet the main latent fires on fewer than
+    half of the parent tokens. More than a tenth of them are absorbed'."""
+    she = nb06["she"]
+    assert she["probe_accuracy"] > 0.95
+    assert she["caught"] < 0.5
+    assert she["rate"] > 0.1
+
+
+def test_06_absorbed_tokens_are_she_and_the_names(nb06):
+    """'those tokens are the pronoun "she" and the names'."""
+    rows = nb06["she_words"]
+    words = {w for w, _, _ in rows}
+    assert words <= {"she", *NAMES}, rows
+    assert "she" in words and words & set(NAMES), rows
+
+
+# --- 4. autointerp ------------------------------------------------------------------------------------------------
+def test_06_explainer_beats_too_broad_and_too_narrow_on_simulation(nb06):
+    """'The explainer's predicate scores highest on simulation' and the summary's calibration sentence."""
+    s = nb06["autointerp"]
+    assert s["explainer's"]["simulation"] > s["too broad"]["simulation"]
+    assert s["explainer's"]["simulation"] > s["too narrow"]["simulation"]
+
+
+# --- 5. the architectures side by side ----------------------------------------------------------------------------
+def test_06_matryoshka_has_the_lowest_mean_absorption(nb06):
+    """'It has the lowest mean absorption rate of the six'."""
+    cards = nb06["cards"]
+    m = mean(cards["matryoshka"]["absorption"])
+    assert all(m < mean(c["absorption"]) for name, c in cards.items() if name != "matryoshka"), {
+        name: mean(c["absorption"]) for name, c in cards.items()}
+
+
+def test_06_batchtopk_reconstructs_better_than_topk(nb06):
+    """'BatchTopK reconstructs better than TopK at the same average L0 (FVU lower on every seed)'."""
+    b, t = nb06["cards"]["batchtopk"], nb06["cards"]["topk"]
+    assert apart(b["FVU"], t["FVU"])
+    assert all(abs(x - y) < 0.3 for x, y in zip(b["L0"], t["L0"]))
+
+
+def test_06_relu_shrinks_more_than_topk(nb06):
+    """'ReLU + L1 shrinks more than TopK on every seed'."""
+    assert apart(nb06["cards"]["topk"]["shrinkage"], nb06["cards"]["relu"]["shrinkage"])
