@@ -35,7 +35,8 @@ CHROMIUM = os.environ.get("SAELAB_CHROMIUM", "/usr/bin/chromium")
 SHOTS = ROOT / "build" / "screenshots"
 SERVED = ROOT / "build" / "browser-run"  # JupyterLab serves copies: the repository's notebooks are never opened
 SKIP_NOTE = ROOT / "build" / "browser-skipped.txt"  # `make browser` prints it as its last line
-KERNEL_ERRORS = ROOT / "build" / "browser-kernel-errors.txt"  # every traceback any kernel showed, cells or callbacks
+LAB_STATE = ROOT / "build" / "browser-lab"  # JupyterLab's runtime files and settings, the kernels' IPython profile
+KERNEL_ERRORS = LAB_STATE / "kernel-errors.txt"  # every traceback any kernel showed, cells' or callbacks'
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ERROR_RED = "#b00020"  # the colour every saelab panel writes its error messages in
@@ -109,16 +110,14 @@ def lab():
     # kernels draw inline (never with Agg), and a stub prints "not done yet" as it does for a reader
     env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "SAELAB_CHECKS_STRICT")}
     env["SAELAB_OFFLINE"] = "1"
-    runtime = ROOT / "build" / "jupyter-runtime"
+    shutil.rmtree(LAB_STATE, ignore_errors=True)
+    runtime = LAB_STATE / "runtime"
     env["JUPYTER_RUNTIME_DIR"] = str(runtime)
-    ipython = ROOT / "build" / "browser-ipython"
-    shutil.rmtree(ipython, ignore_errors=True)
+    ipython = LAB_STATE / "ipython"
     (ipython / "profile_default" / "startup").mkdir(parents=True)
     (ipython / "profile_default" / "startup" / "00-log-tracebacks.py").write_text(KERNEL_STARTUP)
     env["IPYTHONDIR"] = str(ipython)
-    KERNEL_ERRORS.unlink(missing_ok=True)
-    settings = ROOT / "build" / "jupyter-settings"
-    shutil.rmtree(settings, ignore_errors=True)  # no tabs restored from an earlier run's workspace
+    settings = LAB_STATE / "settings"  # fresh: no tabs restored from an earlier run's workspace
     # Render every cell (JupyterLab 4 otherwise leaves off-screen cells empty), never save the executed
     # notebooks over the repository's, and skip the news prompt.
     for plugin, values in {"notebook-extension/tracker": {"windowingMode": "none"},
@@ -148,7 +147,6 @@ def lab():
     proc.terminate()
     proc.wait(timeout=30)
     shutil.rmtree(runtime, ignore_errors=True)
-    shutil.rmtree(settings, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
