@@ -100,12 +100,12 @@ def test_06_absorption_probe_finds_parent_main_latent_catches_under_half(nb06):
     assert she["rate"] > 0.1
 
 
-def test_06_absorbed_tokens_are_she_and_the_names(nb06):
-    """'those tokens are the pronoun "she" and the names'."""
+def test_06_absorbed_tokens_are_pronouns_and_names(nb06):
+    """'those tokens are the pronouns ("she", "her") and the names'."""
     rows = nb06["she_words"]
     words = {w for w, _, _ in rows}
-    assert words <= {"she", *NAMES}, rows
-    assert "she" in words and words & set(NAMES), rows
+    assert words <= {"she", "her", *NAMES}, rows
+    assert words & {"she", "her"} and words & set(NAMES), rows
 
 
 # --- 4. autointerp ------------------------------------------------------------------------------------------------
