@@ -58,9 +58,10 @@ class Graph:
     def label(self, i: int) -> str:
         """A short name for node i: 'L2 f417 @" love"', 'err L1 @" he"', 'tok " love"', 'logit " kind"'."""
         n = self.nodes[i]
-        at = f"@{self.str_tokens[n.pos]!r}" if n.kind != "logit" else ""
-        return {"feature": f"L{n.layer} f{n.index} {at}", "error": f"err L{n.layer} {at}",
-                "token": f"tok {self.str_tokens[n.pos]!r}", "logit": f"logit {self.logit_words[n.pos]!r}"}[n.kind]
+        if n.kind == "logit":
+            return f"logit {self.logit_words[n.pos]!r}"
+        at = repr(self.str_tokens[n.pos])
+        return {"feature": f"L{n.layer} f{n.index} @{at}", "error": f"err L{n.layer} @{at}", "token": f"tok {at}"}[n.kind]
 
 
 def answer_logits(logits: torch.Tensor, max_logits: int = 10, cumulative: float = 0.95
@@ -276,13 +277,15 @@ def predicted_logit_change(graph: Graph, node: int, factor: float = 0.0) -> torc
 
 @torch.no_grad()
 def measured_logit_change(weights: GPT2Weights, graph: Graph, sites: dict[int, Any], node: int,
-                          factor: float = 0.0) -> torch.Tensor:
+                          factor: float = 0.0, freeze: bool = False) -> torch.Tensor:
     """The real model's change of each logit node's demeaned logit [n_logits] when feature `node` is multiplied
-    by `factor`: patterns, LayerNorms and every later feature recomputed, each site's clean error kept."""
+    by `factor`: patterns, LayerNorms and every later feature recomputed, each site's clean error kept. With
+    `freeze=True` patterns and LayerNorm scales stay those of the clean run (only the features' TopK is redone)."""
     n = graph.nodes[node]
     if n.kind != "feature":
         raise ValueError(f"node {node} is a {n.kind} node; interventions act on feature nodes")
-    run = run_model(weights, graph.run.tokens, sites, errors=graph.run.errors, scale={(n.layer, n.pos, n.index): factor})
+    run = run_model(weights, graph.run.tokens, sites, errors=graph.run.errors, scale={(n.layer, n.pos, n.index): factor},
+                    frozen=graph.run if freeze else None)
     ids = torch.tensor([nd.index for nd in graph.nodes if nd.kind == "logit"])
 
     def demeaned(logits: torch.Tensor) -> torch.Tensor:
@@ -316,10 +319,6 @@ def check_answer_word(model: Any, word: str) -> int:
         raise ValueError(f"the answer word {word!r} is {len(ids)} tokens for this model "
                          f"({ids}); pick a word that is one token, e.g. 'good'")
     return ids[0]
-
-
-__all__: Sequence[str] = ("Node", "Graph", "build_graph", "graph_scores", "prune", "fraction_through",
-                          "predicted_logit_change", "measured_logit_change", "node_influence")
 
 
 def constant_terms(weights: GPT2Weights, graph: Graph) -> torch.Tensor:

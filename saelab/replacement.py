@@ -184,12 +184,13 @@ def clean_run(weights: GPT2Weights, tokens: torch.Tensor, sites: dict[int, Any])
 @torch.no_grad()
 def run_model(weights: GPT2Weights, tokens: torch.Tensor, sites: dict[int, Any],
               errors: dict[int, torch.Tensor] | None = None,
-              scale: dict[tuple[int, int, int], float] | None = None) -> CleanRun:
+              scale: dict[tuple[int, int, int], float] | None = None, frozen: CleanRun | None = None) -> CleanRun:
     """The real model on tokens [pos] (patterns and LayerNorm recomputed, every nonlinearity kept).
 
     Without `errors`: the clean run, each site's error = true output - reconstruction. With `errors` (from a
     clean run) each site writes its reconstruction + that kept error, and `scale` {(layer, pos, latent): factor}
     multiplies chosen feature activations first (0 switches a feature off): an intervention on features.
+    With `frozen` (a clean run) the attention patterns and LayerNorm scales are taken from it instead.
     """
     check_sites(weights, sites)
     tokens = tokens.reshape(-1)
@@ -199,11 +200,11 @@ def run_model(weights: GPT2Weights, tokens: torch.Tensor, sites: dict[int, Any],
     run = CleanRun(tokens, torch.empty(0), embed)
     resid = embed
     for L, w in enumerate(weights.blocks):
-        run.scales[f"ln1.{L}"] = s1 = ln_scale(resid, eps)
+        run.scales[f"ln1.{L}"] = s1 = ln_scale(resid, eps) if frozen is None else frozen.scales[f"ln1.{L}"]
         h = layer_norm(resid, w["ln1_w"], w["ln1_b"], s1)
-        run.patterns.append(attention_pattern(w, h, weights.n_heads))
+        run.patterns.append(attention_pattern(w, h, weights.n_heads) if frozen is None else frozen.patterns[L])
         resid = resid + attention_out(w, h, run.patterns[-1], weights.n_heads)
-        run.scales[f"ln2.{L}"] = s2 = ln_scale(resid, eps)
+        run.scales[f"ln2.{L}"] = s2 = ln_scale(resid, eps) if frozen is None else frozen.scales[f"ln2.{L}"]
         h2 = layer_norm(resid, w["ln2_w"], w["ln2_b"], s2)
         out = mlp(w, h2)
         site = sites.get(L)
@@ -222,7 +223,7 @@ def run_model(weights: GPT2Weights, tokens: torch.Tensor, sites: dict[int, Any],
             run.acts[L] = acts
             run.errors[L] = resid - recon if errors is None else errors[L]
             resid = recon + run.errors[L]
-    run.scales["ln_f"] = sf = ln_scale(resid, eps)
+    run.scales["ln_f"] = sf = ln_scale(resid, eps) if frozen is None else frozen.scales["ln_f"]
     run.logits = layer_norm(resid, *weights.ln_f, sf) @ weights.W_U.T
     if weights.b_U is not None:
         run.logits = run.logits + weights.b_U

@@ -171,3 +171,21 @@ def test_resid_site_graph_is_consistent(model, weights):
     f2 = [i for i, n in enumerate(graph.nodes) if n.kind == "feature" and n.layer == 2]
     assert graph.adjacency[f2][:, graph.mask("token")].abs().max() == 0
     assert 0 < graph_scores(graph)["replacement"] <= 1
+
+
+def test_every_node_has_a_label(graph):
+    labels = [graph.label(i) for i in range(len(graph.nodes))]
+    assert labels[-1].startswith("logit") and any(lab.startswith("err L0") for lab in labels)
+
+
+def test_frozen_intervention_on_a_last_layer_feature_matches_the_prediction(weights, sites, graph):
+    """Attention and LayerNorm frozen, nothing nonlinear after layer 3: the real run moves the logits exactly as
+    the graph predicts; with them free it does not."""
+    candidates = [i for i, n in enumerate(graph.nodes) if n.kind == "feature" and n.layer == 3]
+    last = max(candidates, key=lambda i: float(graph.adjacency[graph.mask("logit"), i].abs().sum()))
+    predicted = predicted_logit_change(graph, last, 0.0)
+    assert predicted.abs().max() > 0
+    frozen = measured_logit_change(weights, graph, sites, last, 0.0, freeze=True)
+    assert torch.allclose(frozen, predicted, atol=1e-4)
+    free = measured_logit_change(weights, graph, sites, last, 0.0)
+    assert not torch.allclose(free, predicted, atol=1e-4)

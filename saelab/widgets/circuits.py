@@ -80,14 +80,17 @@ def plot_side_by_side(graph_cells: torch.Tensor, patching: torch.Tensor, str_tok
     return fig
 
 
-def plot_validation(predicted: list[float], measured: list[float], r: float) -> plt.Figure:
-    """Graph prediction vs real-model change of each logit when a feature is switched off."""
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
-    ax.scatter(predicted, measured, s=14, color="tab:purple")
-    lim = max(max(map(abs, predicted)), max(map(abs, measured))) * 1.05
+def plot_validation(predicted: list[float], measured: dict[str, list[float]], r: dict[str, float]) -> plt.Figure:
+    """Graph prediction vs the real model's change of each logit when a feature is switched off, one colour per
+    way of running the real model (e.g. attention and LayerNorm frozen, or free)."""
+    fig, ax = plt.subplots(figsize=(5.4, 4.4))
+    for (name, values), colour in zip(measured.items(), ("tab:purple", "tab:orange")):
+        ax.scatter(predicted, values, s=14, color=colour, label=f"{name} (r = {r[name]:.2f})")
+    lim = max(max(map(abs, predicted)), *(max(map(abs, v)) for v in measured.values())) * 1.05
     ax.plot([-lim, lim], [-lim, lim], color="0.6", linestyle="--", linewidth=1)
-    ax.set(title=f"Switching features off: graph vs real model (r = {r:.2f})",
-           xlabel="predicted logit change (graph)", ylabel="measured logit change (real model)")
+    ax.set(title="Switching features off: graph vs real model", xlabel="predicted logit change (graph)",
+           ylabel="measured logit change (real model)")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
