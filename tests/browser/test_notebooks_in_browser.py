@@ -365,7 +365,7 @@ def drive_05(page, panel, name):
     """Fewest steps, then Train: a finished run with its final numbers at that step, and its plot."""
     steps = move_slider(page, panel, "steps", "Home")  # the slider's minimum
     click(panel, "Train")
-    done = re.compile(rf"Done at step {steps}: L0 [\d.]+, FVU [\d.]+, dead [\d.]+%")
+    done = re.compile(rf"Done at step {steps}\b[^:]*: L0 [\d.]+, FVU [\d.]+, dead [\d.]+%")
     after = wait_for(page, panel, lambda v: done.search(v.text) is not None, 300, f"{name}: after pressing 'Train'")
     assert after.images, f"{name}: the finished run shows no plot"
 
