@@ -168,7 +168,7 @@ def test_gpt2_that_does_not_fit_falls_back_to_the_tiny_world_and_says_why(contai
     container(GiB, used=GiB // 4)  # 0.75 GB left: the tiny world fits, GPT-2 does not
     world = course.load_world()
     assert world.offline
-    assert "gpt2 could not be loaded (it needs about 1.2 GB of memory and only 0.8 GB is free" in world.banner()
+    assert "gpt2 could not be loaded (it needs about 1.0 GB of memory and only 0.8 GB is free" in world.banner()
     assert "SAELAB_OFFLINE=1" in world.banner() and "\n" not in world.banner()
     monkeypatch.setenv("SAELAB_REQUIRE_ONLINE", "1")  # the online test runs fail instead, with the reason
     with pytest.raises(course.OnlineWorldError, match="only 0.8 GB is free"):
