@@ -3,7 +3,16 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
+import pytest
+
 from saelab.checks.evaluation import check_mcc
+from saelab.checks.report import CheckFailed
+
+
+@pytest.fixture(autouse=True)
+def not_strict(monkeypatch):
+    """These tests read the printed hints; `make unit` sets SAELAB_CHECKS_STRICT=1, which would raise instead."""
+    monkeypatch.delenv("SAELAB_CHECKS_STRICT", raising=False)
 
 
 def reference(W_dec, feats):
@@ -49,3 +58,12 @@ def test_each_mistake_gets_its_hint(capsys):
         assert not check_mcc(fn)
         out = capsys.readouterr().out
         assert out.startswith("✗ check_mcc:") and hint in out, (fn.__name__, out)
+
+
+def test_strict_mode_raises_for_a_wrong_answer_but_not_for_the_stub(monkeypatch, capsys):
+    monkeypatch.setenv("SAELAB_CHECKS_STRICT", "1")
+    with pytest.raises(CheckFailed):
+        check_mcc(greedy)
+    assert check_mcc(stub) is False
+    assert "not done yet" in capsys.readouterr().out
+    assert check_mcc(reference) is True
