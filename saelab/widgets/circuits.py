@@ -5,13 +5,14 @@ Controls and drawing only: every number comes from `saelab.graphs` and `saelab.t
 """
 from __future__ import annotations
 
+import base64
 import html
 from typing import Any
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import display
+from IPython.display import Image, display
 
 from saelab.graphs import Graph, Pruned, node_influence
 
@@ -131,6 +132,10 @@ class GraphExplorer(widgets.VBox):
             self.message.value = html.escape(f"{self.graph.label(i)}: a {n.kind} node has no feature card.")
             return False
         self.message.value = html.escape(f"{self.graph.label(i)}: activation {n.activation:.3f} here.")
-        with self.out:
-            display(self.card(n.layer, n.index))
+        card = self.card(n.layer, n.index)
+        with self.out:  # the histogram as an image, the contexts and logit effects as text
+            png = card.histogram_png()
+            if png:
+                display(Image(data=base64.b64decode(png)))
+            print(card)
         return True
