@@ -27,7 +27,7 @@ VALUES = {
     "patch_grid": "patching.tolist()", "cells_grid": "cells.tolist()",
     "n_positions": "len(graph.str_tokens)",
     "logit_words": "graph.logit_words",
-    "explorer_shows": "explorer.show(strongest)", "through_token": "through_token",
+    "explorer_shows": "shown", "through_token": "through_token",
 }
 register(NOTEBOOK, VALUES)
 
