@@ -263,8 +263,7 @@ def test_tiny_world_steering_turns_he_is_such_a_negative():
     from saelab.pretrained import load_sae
     from saelab.sentiment import fraction_negative
 
-    if not (TINY_WORLD_DIR / "sae.pt").is_file():
-        pytest.skip("the tiny world's files are not built yet (python -m saelab.tinyworld.build)")
+    assert (TINY_WORLD_DIR / "sae.pt").is_file(), "the tiny world's SAE is missing: python -m saelab.tinyworld.build"
     model, sae = load_model("tiny-world"), load_sae("tiny-world")
     ranked, auroc = steering.rank_sentiment_latents(model, sae)  # chosen by measurement, where sentiment is known
     latents = ranked[:steering.TINY_WORLD_N_LATENTS]
