@@ -24,6 +24,7 @@ from saelab import metrics
 from saelab.activations import tokenize_texts
 from saelab.metrics import concept_auroc, rank_latents
 from saelab.plots import format_table
+from saelab import memory
 from saelab.sae import SAE
 
 
@@ -153,6 +154,11 @@ def splice_costs(model: Any, sae: SAE, texts: list[str], hook_name: str | None =
     nll = dict.fromkeys(["clean", *runs], 0.0)
     kl = dict.fromkeys(runs, 0.0)
     n = 0
+    # Each text holds two full-vocabulary log-prob tensors (GPT-2: ~50k floats per token): fewer texts at once
+    # where memory is short (Binder's 2 GB); where memory is plenty the batch is unchanged.
+    cfg = model.cfg
+    per_text = (max_length or 128) * (12 * int(cfg.d_vocab) + memory.forward_bytes_per_token(cfg))
+    batch_size = memory.fit_batch_size(batch_size, per_text)
     for b in range(0, len(texts), batch_size):
         tokens, mask = tokenize_texts(model, texts[b:b + batch_size], max_length)
         clean, keep = _logprobs_and_keep(model, tokens, mask)
