@@ -254,10 +254,13 @@ class PanelView:
 
 
 def panel_view(panel) -> PanelView:
-    srcs = panel.locator("img").evaluate_all("els => els.filter(e => e.offsetParent !== null).map(e => e.src)")
+    # A drawn image: visible, decoded (naturalWidth), with a source. ipywidgets' Image shows its PNG through a short
+    # blob: URL made afresh for each new value, so a new drawing is a new source whatever its length.
+    srcs = panel.locator("img").evaluate_all(
+        "els => els.filter(e => e.offsetParent !== null && e.naturalWidth > 0 && e.src).map(e => e.src)")
     texts = panel.locator(".widget-output, .widget-html-content").all_inner_texts()
     tables = panel.locator("table").evaluate_all("els => els.map(e => e.innerText)")
-    return PanelView(tuple(hashlib.sha256(s.encode()).hexdigest()[:16] for s in srcs if len(s) > 100),
+    return PanelView(tuple(hashlib.sha256(s.encode()).hexdigest()[:16] for s in srcs),
                      "\n".join(texts), tuple(tables))
 
 
