@@ -123,14 +123,16 @@ def spreads(cards: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, toy
     return {name: {m: toy.spread([c[m] for c in runs]) for m in runs[0]} for name, runs in cards.items()}
 
 
-def format_table(table: dict[str, dict[str, toy.Spread]], digits: int = 2) -> str:
-    """One row per architecture, one column per metric, each cell 'mean (min-max)' over the seeds."""
+def format_table(table: dict[str, dict[str, toy.Spread]], digits: int = 2, columns: Sequence[str] | None = None
+                 ) -> str:
+    """One row per architecture, one column per metric (all, or `columns`), each cell 'mean (min-max)' over seeds."""
     names = list(table)
-    cols = list(table[names[0]])
+    cols = list(columns or table[names[0]])
+    cells = {n: {c: table[n][c].format(digits) for c in cols} for n in names}
+    widths = {c: max(len(c), *(len(cells[n][c]) for n in names)) + 2 for c in cols}
     width = max(len(LABELS.get(n, n)) for n in names) + 2
-    head = "".ljust(width) + "".join(c.rjust(18) for c in cols)
-    rows = [LABELS.get(n, n).ljust(width) + "".join(table[n][c].format(digits).rjust(18) for c in cols)
-            for n in names]
+    head = "".ljust(width) + "".join(c.rjust(widths[c]) for c in cols)
+    rows = [LABELS.get(n, n).ljust(width) + "".join(cells[n][c].rjust(widths[c]) for c in cols) for n in names]
     return "\n".join([head, *rows])
 
 

@@ -1,43 +1,13 @@
 """saelab.download against a local HTTP server on 127.0.0.1: a body that is not the file is never marked complete."""
-import http.server
-import threading
-
 import pytest
 
 from saelab import download, pretrained
 from saelab.sae import SAE
+from tests.local_server import Server
 
 HTML = (b"<!DOCTYPE html>\n<html><head><title>Sign in to the network</title></head>"
         b"<body>Please accept the terms to continue.</body></html>\n")
 JSON_ERROR = b'{"error": {"code": "BlobNotFound", "message": "The specified blob does not exist."}}'
-
-
-class Server:
-    """Answers every GET with 200, `body` and `content_type` (what a captive portal or a proxy does)."""
-
-    def __init__(self, body: bytes, content_type: str = "application/octet-stream"):
-        self.body, self.content_type, self.requests = body, content_type, 0
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests += 1
-                self.send_response(200)
-                self.send_header("Content-Type", server.content_type)
-                self.send_header("Content-Length", str(len(server.body)))
-                self.end_headers()
-                self.wfile.write(server.body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture

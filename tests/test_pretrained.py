@@ -1,38 +1,9 @@
-import http.server
-import threading
-
 import pytest
 import torch
 
 from saelab import download, pretrained
 from saelab.sae import SAE
-
-
-class Server:
-    """A local HTTP server on 127.0.0.1 that serves one file and can cut a response short."""
-
-    def __init__(self, body: bytes):
-        self.body, self.cut_at, self.requests = body, None, 0
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests += 1
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(server.body)))
-                self.end_headers()
-                self.wfile.write(server.body[: server.cut_at])
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from tests.local_server import Server
 
 
 @pytest.fixture
@@ -40,7 +11,7 @@ def served_sae(tmp_path, openai_state_dict, monkeypatch):
     monkeypatch.setenv("SAELAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("SAELAB_OFFLINE", raising=False)
     path = SAE.from_state_dict(openai_state_dict(d=16, n=64)).save(tmp_path / "served.pt")
-    server = Server(path.read_bytes())
+    server = Server(path.read_bytes(), content_type=None)
     yield server
     server.close()
 

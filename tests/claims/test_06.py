@@ -20,6 +20,7 @@ VALUES = {
     "she_words": "absorption.absorbing_words(she, words, top=8)",
     "autointerp": "scores",
     "explanation": "str(explanation)",
+    "world_cards": "{name: {m: [c[m] for c in runs] for m in runs[0]} for name, runs in world_cards.items()}",
 }
 register(NOTEBOOK, VALUES)
 NAMES = ("mia", "anna", "lucy")
@@ -135,3 +136,36 @@ def test_06_batchtopk_reconstructs_better_than_topk(nb06):
 def test_06_relu_shrinks_more_than_topk(nb06):
     """'ReLU + L1 shrinks more than TopK on every seed'."""
     assert apart(nb06["cards"]["topk"]["shrinkage"], nb06["cards"]["relu"]["shrinkage"])
+
+
+# --- 5b. the six architectures on the tiny world -----------------------------------------------------------------
+def test_06_world_six_architectures_three_seeds_about_8_active_latents(nb06):
+    """'three seeds each' and 'a sparsity setting per architecture that aims at about 8 active latents per token'."""
+    cards = nb06["world_cards"]
+    assert len(cards) == 6 and all(len(c["L0"]) == 3 for c in cards.values())
+    assert all(6.5 <= mean(c["L0"]) <= 10 for c in cards.values()), {n: c["L0"] for n, c in cards.items()}
+
+
+def test_06_world_matryoshka_reconstructs_worse_than_topk(nb06):
+    """'Matryoshka reconstructs worse than TopK at the same L0 (FVU higher on every seed)'."""
+    m, t = nb06["world_cards"]["matryoshka"], nb06["world_cards"]["topk"]
+    assert apart(t["FVU"], m["FVU"]), (t["FVU"], m["FVU"])
+    assert abs(mean(m["L0"]) - mean(t["L0"])) < 0.5
+
+
+def test_06_world_loss_recovered_cannot_tell_them_apart(nb06):
+    """'every SAE recovers at least 0.99 of the language model's loss'."""
+    values = {n: c["loss recovered"] for n, c in nb06["world_cards"].items()}
+    assert all(v >= 0.99 for vs in values.values() for v in vs), values
+
+
+def test_06_world_absorption_varies_from_seed_to_seed(nb06):
+    """'for some architectures the three seeds' absorption rates lie more than 0.1 apart'."""
+    ranges = {n: max(c["absorption"]) - min(c["absorption"]) for n, c in nb06["world_cards"].items()}
+    assert max(ranges.values()) > 0.1, ranges
+
+
+def test_06_world_matryoshka_sentiment_latent_is_harder_to_explain(nb06):
+    """'the latent that best marks negative tokens scores lower on detection than TopK's on every seed'."""
+    m, t = nb06["world_cards"]["matryoshka"]["detection"], nb06["world_cards"]["topk"]["detection"]
+    assert apart(m, t), (m, t)
