@@ -54,20 +54,26 @@ def main() -> None:
     sites = {L: TranscoderSite(Transcoder(random_sae(160, 640, 8, False, L), L, torch.randn(160, 160) * 0.02), L)
              for L in range(4)}
     print(f"torch threads: {torch.get_num_threads()}")
+    first = None
     for n in lengths:
         tokens = torch.randint(1, w.wte.shape[0], (n,))
         tokens[0] = 0
         t, nodes = time_graph(tiny, w, sites, tokens, repeats=2)
-        print(f"tiny world, 4 transcoders:          {n:>3} tokens  {nodes:>5} nodes  {t:6.2f} s")
+        first = first or (t, nodes)
+        print(f"tiny world, 4 transcoders:          {n:>3} tokens  {nodes:>5} nodes  {t:6.2f} s"
+              f"  ({t / first[0]:.1f}x the time, {nodes / first[1]:.1f}x the nodes of {lengths[0]} tokens)")
 
     from transformers import GPT2Config, GPT2LMHeadModel
     gpt2 = GPT2LMHeadModel(GPT2Config()).eval()  # GPT-2 small's shapes, random weights
     w2 = gpt2_weights(gpt2)
     sites2 = {L: ResidSite(random_sae(768, 2**15, 32, True, L), L) for L in (4, 8, 10)}
+    first = None
     for n in lengths:
         tokens = torch.randint(1, 50257, (n,))
         t, nodes = time_graph(None, w2, sites2, tokens)
-        print(f"GPT-2 shapes, 32k SAEs at 4, 8, 10: {n:>3} tokens  {nodes:>5} nodes  {t:6.2f} s")
+        first = first or (t, nodes)
+        print(f"GPT-2 shapes, 32k SAEs at 4, 8, 10: {n:>3} tokens  {nodes:>5} nodes  {t:6.2f} s"
+              f"  ({t / first[0]:.1f}x the time, {nodes / first[1]:.1f}x the nodes of {lengths[0]} tokens)")
 
 
 if __name__ == "__main__":
