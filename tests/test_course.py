@@ -39,6 +39,18 @@ def test_notebook_is_stored_without_outputs(name):
             assert cell.get("outputs") == [] and cell.get("execution_count") is None, f"{name} cell {i} has outputs"
 
 
+@pytest.mark.parametrize("name", course.NOTEBOOKS)
+def test_notebook_is_valid_nbformat_with_unique_cell_ids(name):
+    """nbformat 4.5: every cell has an id, and no two share one (a pasted cell without one warns, later fails)."""
+    import nbformat
+
+    nb = load(name)
+    ids = [cell.get("id") for cell in nb["cells"]]
+    assert None not in ids, f"{name}: cells {[i for i, x in enumerate(ids) if x is None]} have no id"
+    assert len(set(ids)) == len(ids), f"{name}: repeated cell ids"
+    nbformat.validate(nbformat.from_dict(nb))
+
+
 def headings(cell, level):
     """The markdown headings of exactly `level` hashes in a cell."""
     return [line[level + 1:].strip() for line in source(cell).splitlines()
