@@ -5,7 +5,7 @@
 1. The tiny world (4 layers, d_model 160) with four random TopK transcoders (640 latents, k = 8).
 2. A GPT-2-small-shaped model (12 layers, d_model 768, 50,257 tokens; random weights) with random OpenAI-format
    32k TopK (k = 32) residual SAEs at layers 4, 8 and 10, as notebook 07's online section uses.
-Each is timed on prompts of 9 tokens and longer (tiny world 9, 18, 36; GPT-2 shapes 9, 18); the graph's node count grows with the prompt (k features per
+Each is timed on prompts of 9, 18 and 36 tokens; the graph's node count grows with the prompt (k features per
 layer and position), so the number of backward passes grows with it too.
 """
 from __future__ import annotations
@@ -68,7 +68,7 @@ def main() -> None:
     w2 = gpt2_weights(gpt2)
     sites2 = {L: ResidSite(random_sae(768, 2**15, 32, True, L), L) for L in (4, 8, 10)}
     first = None
-    for n in lengths[:2]:  # a graph's cost grows about with the square of its length: 36 tokens would take ~15 min
+    for n in lengths:
         tokens = torch.randint(1, 50257, (n,))
         t, nodes = time_graph(None, w2, sites2, tokens)
         first = first or (t, nodes)
