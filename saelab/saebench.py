@@ -60,15 +60,17 @@ def toy_world(seed: int = 0, n_features: int = 32, d: int = 16, n_samples: int =
 
 
 def make_sae(name: str, d: int, n_latents: int, sparsity: float | int | None = None,
-             hook_name: str | None = None) -> tuple[SAE, dict[str, float]]:
+             hook_name: str | None = None, settings: dict[str, dict[str, Any]] | None = None,
+             normalize: bool = False) -> tuple[SAE, dict[str, float]]:
     """An untrained SAE of architecture `name` and the train_sae keywords of its sparsity setting
-    (k for the TopK family, the L1 coefficient for ReLU and Gated, the L0 coefficient for JumpReLU)."""
+    (k for the TopK family, the L1 coefficient for ReLU and Gated, the L0 coefficient for JumpReLU), taken from
+    `settings` (default TOY_SETTINGS) unless `sparsity` overrides it."""
     name = check_architecture(name)
-    setting = dict(TOY_SETTINGS[name])
+    setting = dict((settings or TOY_SETTINGS)[name])
     if sparsity is not None:
         setting[next(iter(setting))] = int(sparsity) if name in NEEDS_K else float(sparsity)
     k = setting.pop("k", None)
-    return SAE(d, n_latents, name, k=k, normalize=False, hook_name=hook_name), setting
+    return SAE(d, n_latents, name, k=k, normalize=normalize, hook_name=hook_name), setting
 
 
 def train_toy_sae(name: str, data: Toy, seed: int = 0, n_latents: int = 64, sparsity: float | int | None = None,

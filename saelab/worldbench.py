@@ -20,7 +20,7 @@ import torch
 
 from saelab import absorption, metrics, probing
 from saelab import autointerp as ai
-from saelab.architectures import NEEDS_K, check_architecture
+from saelab.saebench import check_fits, make_sae
 from saelab.sae import SAE
 from saelab.training import init_sae_, train_sae
 
@@ -79,8 +79,8 @@ def world_task(model: Any, stories: dict[str, Sequence[Any]], hook_name: str | N
     story_y = {c: {split: torch.tensor([s.concepts[c] == v for s in group]) for split, group in stories.items()}
                for c, v in CONCEPTS.items()}
     sentiment = labels["train"]["sentiment"]
-    return WorldTask(model, hook_name, acts, ids, story_y,
-                     [w for split in ("train", "test") for s in stories[split] for w in s.words], facts,
+    return WorldTask(model, hook_name, acts, ids, story_y, facts["train"].facts["word"] + facts["test"].facts["word"],
+                     facts,
                      torch.tensor([v == "negative" for v in sentiment]), torch.tensor([v != "none" for v in sentiment]),
                      [s.text for s in stories["test"]][:SPLICE_TEXTS])
 
@@ -88,14 +88,10 @@ def world_task(model: Any, stories: dict[str, Sequence[Any]], hook_name: str | N
 def train_world_sae(name: str, task: WorldTask, seed: int = 0, n_latents: int = WORLD_LATENTS,
                     sparsity: float | int | None = None, **budget: Any) -> SAE:
     """Train one architecture on the task's training activations with WORLD_BUDGET (override it by keyword)."""
-    name = check_architecture(name)
-    setting = dict(WORLD_SETTINGS[name])
-    if sparsity is not None:
-        setting[next(iter(setting))] = int(sparsity) if name in NEEDS_K else float(sparsity)
-    k = setting.pop("k", None)
-    sae = SAE(task.acts["train"].shape[1], n_latents, name, k=k, normalize=True, hook_name=task.hook_name)
+    sae, setting = make_sae(name, task.acts["train"].shape[1], n_latents, sparsity, task.hook_name,
+                            settings=WORLD_SETTINGS, normalize=True)
     init_sae_(sae, seed, task.acts["train"])
-    if name == "jumprelu":
+    if sae.activation == "jumprelu":
         with torch.no_grad():
             sae.log_threshold.fill_(math.log(WORLD_JUMP_INIT))
     train_sae(sae, task.acts["train"], seed=seed, init=False, log_every=100, ortho_every=None,
@@ -103,23 +99,16 @@ def train_world_sae(name: str, task: WorldTask, seed: int = 0, n_latents: int = 
     return sae
 
 
-@torch.no_grad()
-def _latents(sae: SAE, acts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    _, latents, recons = sae(acts)
-    return latents, recons
-
-
 def world_card(sae: SAE, task: WorldTask, seed: int = 0) -> dict[str, float]:
     """Every metric of one SAE on the tiny world (see the module docstring); probing and autointerp on held-out
     stories, absorption on the held-out half of the "she" / "he" tokens."""
     from saelab.evaluation import splice_costs
 
-    if task.acts["train"].shape[1] != sae.d_model:
-        raise ValueError(f"the activations have width {task.acts['train'].shape[1]} but this SAE reads "
-                         f"{sae.d_model}: an SAE of the wrong width for {task.hook_name}")
-    lat = {}
-    for split in ("train", "test"):
-        lat[split], recons = _latents(sae, task.acts[split])
+    check_fits(sae, task.acts["train"], task.hook_name)
+    with torch.no_grad():
+        _, train_latents, _ = sae(task.acts["train"])
+        _, test_latents, recons = sae(task.acts["test"])
+    lat = {"train": train_latents, "test": test_latents}
     card = {"L0": metrics.l0(lat["test"]), "FVU": metrics.fraction_variance_unexplained(task.acts["test"], recons)}
     costs = splice_costs(task.model, sae, task.texts, task.hook_name)
     card.update({"loss recovered": costs["loss_recovered"], "CE increase": costs["ce_increase_sae"]})
