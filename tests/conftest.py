@@ -8,6 +8,13 @@ os.environ.setdefault("SAELAB_OFFLINE", "1")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+@pytest.fixture(autouse=True)
+def fresh_check_stubs(monkeypatch):
+    """Each test starts as a fresh notebook kernel does: no check has printed its stub's "not done yet" yet."""
+    from saelab.checks import report
+    monkeypatch.setattr(report, "STUBS_SEEN", set())
+
+
 @pytest.fixture
 def openai_state_dict():
     """A random state dict with OpenAI's real key set, small shapes (TopK, k=4)."""

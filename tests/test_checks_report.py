@@ -46,6 +46,32 @@ def test_strict_mode_lets_the_stub_say_not_done(monkeypatch, capsys):
     monkeypatch.setenv(report.STRICT_ENV, "1")
     assert report.check("check_x", lambda: report.call(_stub, 1)) is False
     assert "not done yet" in capsys.readouterr().out
+    assert report.check("check_y", lambda: report.call(_stub, 1)) is False  # another exercise's stub: fine too
+    assert report.check("check_x", lambda: None) is True  # ... and then the solution cell passes
+
+
+def test_strict_mode_fails_a_solution_cell_that_is_still_the_stub(monkeypatch, capsys):
+    """Stub cell, then a solution cell turned back into `raise NotImplementedError`: the second call raises."""
+    monkeypatch.setenv(report.STRICT_ENV, "1")
+    assert report.check("check_x", lambda: report.call(_stub, 1)) is False  # the stub cell
+    with pytest.raises(report.CheckFailed, match="solution cell.*NotImplementedError"):
+        report.check("check_x", lambda: report.call(_stub, 1))  # the solution cell, unwritten
+    assert "not done yet" in capsys.readouterr().out
+
+
+def test_strict_mode_fails_a_stubbed_solution_through_a_real_check(monkeypatch, capsys):
+    from saelab.checks.theory import check_topk
+    monkeypatch.setenv(report.STRICT_ENV, "1")
+    assert check_topk(lambda pre_acts, k: _stub(pre_acts)) is False
+    with pytest.raises(report.CheckFailed, match="check_topk"):
+        check_topk(lambda pre_acts, k: _stub(pre_acts))
+
+
+def test_without_strict_mode_a_stub_says_not_done_every_time(monkeypatch, capsys):
+    monkeypatch.delenv(report.STRICT_ENV, raising=False)
+    for _ in range(3):  # a student may run the stub cell again and again
+        assert report.check("check_x", lambda: report.call(_stub, 1)) is False
+    assert capsys.readouterr().out.count("not done yet") == 3
 
 
 def test_as_float_explains_a_tensor():

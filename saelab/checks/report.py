@@ -5,9 +5,14 @@
     ✗ check_topk: you kept the k SMALLEST values. Use pre_acts.topk(k, dim=-1) ...
 
 A check never raises for a student: a crash in the student's code becomes a one-line story. In the test runs
-`SAELAB_CHECKS_STRICT=1` makes a wrong answer raise `CheckFailed`, so a reference solution that stops passing fails
-CI instead of printing a quiet "not yet". An untouched stub (it raises NotImplementedError) still prints "not done
-yet" and goes on in strict mode too: every notebook calls the check on its stub before the folded solution runs.
+`SAELAB_CHECKS_STRICT=1` makes anything but "correct" raise `CheckFailed`, so a reference solution that stops
+passing fails CI instead of printing a quiet "not yet".
+
+Strict mode and the stub: every notebook calls each check twice, first on the exercise's stub (which raises
+NotImplementedError) and then, in the folded solution cell, on the reference solution. So in strict mode the FIRST
+"not done yet" of each check name in a process (one notebook kernel) is the stub and only prints; a second "not done
+yet" from the same check is a solution cell that still raises NotImplementedError, and raises `CheckFailed`.
+`STUBS_SEEN` holds the check names whose stub has been seen (tests reset it).
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from typing import Any, Callable
 import torch
 
 STRICT_ENV = "SAELAB_CHECKS_STRICT"
+STUBS_SEEN: set[str] = set()  # strict mode: checks that already printed "not done yet" once (their stub)
 NOT_DONE = "not done yet — replace `raise NotImplementedError` (or the TODO) with your code, then run this cell again."
 
 
@@ -50,14 +56,21 @@ def call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
 
 
 def report(name: str, problem: str | None, not_done: bool = False) -> bool:
-    """Print the one-line verdict; return True when correct. In strict mode a wrong answer raises CheckFailed."""
+    """Print the one-line verdict; return True when correct. In strict mode a wrong answer raises CheckFailed, and so
+    does a check's second "not done yet" (its first is the notebook's stub; the second, a solution still unwritten)."""
     if problem is None and not not_done:
         print(f"✓ {name}: correct")
         return True
     line = f"… {name}: {NOT_DONE}" if not_done else f"✗ {name}: {problem}"
     print(line)
-    if strict() and not not_done:
+    if not strict():
+        return False
+    if not not_done:
         raise CheckFailed(f"{line}  ({STRICT_ENV}=1: a reference solution must pass its check)")
+    if name in STUBS_SEEN:
+        raise CheckFailed(f"{line}  ({STRICT_ENV}=1: {name} already saw its stub; this second call is the solution "
+                          f"cell, and it still raises NotImplementedError)")
+    STUBS_SEEN.add(name)
     return False
 
 
