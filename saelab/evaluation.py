@@ -26,6 +26,7 @@ from saelab.metrics import concept_auroc, rank_latents
 from saelab.plots import format_table
 from saelab import memory
 from saelab.sae import SAE
+from saelab.verdicts import verdict
 
 
 # --- on activations ----------------------------------------------------------------------------------
@@ -198,15 +199,8 @@ def seed_spread(values: Sequence[float]) -> dict[str, float]:
 
 
 def difference_verdict(a: Sequence[float], b: Sequence[float]) -> str:
-    """'lower' / 'higher' when every seed of arm `a` lies below / above every seed of arm `b`, else
-    'no clear difference': a difference counts only where it exceeds the spread over seeds."""
-    if len(a) == 0 or len(b) == 0:
-        raise ValueError("each arm needs at least one seed")
-    if max(a) < min(b):
-        return "lower"
-    if min(a) > max(b):
-        return "higher"
-    return "no clear difference"
+    """The course's one rule (`saelab.verdicts.verdict`): 'lower' / 'higher' only where the ranges do not overlap."""
+    return verdict(a, b)
 
 
 def summarise_arms(rows: Sequence[dict[str, Any]], arm: str, keys: Sequence[str], digits: int = 3
