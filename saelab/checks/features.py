@@ -2,6 +2,8 @@
 
     ✓ check_auroc_by_hand: correct
     ✗ check_auroc_by_hand: on case 'a latent that never fires' ... ties must count half ...
+
+The reference counts the pairs here (`reference_auroc`), independently of `saelab.metrics.auroc`.
 """
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ from typing import Callable
 import torch
 
 from saelab.checks import report
-from saelab.metrics import auroc
 
 NAME = "check_auroc_by_hand"
 
@@ -39,6 +40,12 @@ def _pairs(scores: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, to
     return a[:, None] > b[None, :], a[:, None] == b[None, :]
 
 
+def reference_auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """The fraction of (labelled, unlabelled) pairs where the labelled score is larger, ties counting half."""
+    wins, ties = (t.double() for t in _pairs(scores, labels))
+    return (wins + 0.5 * ties).mean().item()
+
+
 def _mistakes(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     """What each usual mistake returns on one case, keyed by its hint."""
     wins, ties = (t.float() for t in _pairs(scores, labels))
@@ -48,7 +55,7 @@ def _mistakes(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
             wins.mean().item(),
         "ties must count half, not as wins: you compared with >=; use > plus 0.5 * (==).": (wins + ties).mean().item(),
         "wrong direction: you got 1 - AUROC. Count the pairs where the LABELLED prompt's score is larger "
-        "(scores[labels] against scores[~labels]).": 1 - float(auroc(scores, labels)),
+        "(scores[labels] against scores[~labels]).": 1 - reference_auroc(scores, labels),
         "you returned a count of pairs; an AUROC is a fraction between 0 and 1: divide by n_labelled * n_other.":
             (wins + 0.5 * ties).sum().item(),
         "you compared every score with every score; compare only labelled prompts with unlabelled ones.":
@@ -64,7 +71,7 @@ GENERIC = ("compare every labelled score with every unlabelled one (broadcast a[
 
 def check_auroc_by_hand(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> bool:
     """Check `fn(scores [n], labels [n] bool) -> float`: the chance that a random labelled prompt's score beats a
-    random unlabelled one's, ties counting half (what saelab.metrics.auroc computes)."""
+    random unlabelled one's, ties counting half (what saelab.metrics.auroc computes), against `reference_auroc`."""
 
     def body() -> str | None:
         answers = []
@@ -74,14 +81,14 @@ def check_auroc_by_hand(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> bo
                 return "your function returned None: did you forget to `return` the AUROC?"
             answers.append(report.as_float(got))
         close = lambda a, b: abs(a - b) <= 1e-4  # noqa: E731  (False for NaN)
-        wrong = [(case, got) for case, got in zip(_cases(), answers) if not close(got, float(auroc(*case[1:])))]
+        wrong = [(case, got) for case, got in zip(_cases(), answers) if not close(got, reference_auroc(*case[1:]))]
         if not wrong:
             return None
         # the mistake whose formula gives every one of the student's answers names the hint
         named = [hint for hint in _mistakes(*_cases()[0][1:])
                  if all(close(got, _mistakes(s, l)[hint]) for (_, s, l), got in zip(_cases(), answers))]
         (name, scores, labels), got = wrong[0]
-        return (f"on case '{name}' expected {float(auroc(scores, labels)):.3f}, got {got:.3f}; "
+        return (f"on case '{name}' expected {reference_auroc(scores, labels):.3f}, got {got:.3f}; "
                 f"{named[0] if named else GENERIC}")
 
     return report.check(NAME, body)

@@ -3,6 +3,10 @@
     check_logit_diff           the metric: logsumexp(positive answers) - logsumexp(negative answers), last position
     check_patch_hook           a hook that copies the clean activation in at one position
     check_latent_attribution   gradient x (z_clean - z_corrupted) at the spliced SAE, for every latent
+
+Every reference is written out here, sharing no code with what a solution calls: the metric from the logits, the
+patch by indexing, and attribution with the SAE's encoder and decoder computed from its weights (not `sae.encode`,
+`sae.decode` or `saelab.sae_patching`, whose `latent_attribution` a unit test holds equal to it).
 """
 from __future__ import annotations
 
@@ -11,9 +15,8 @@ from typing import Any, Callable
 import torch
 
 from saelab.checks import report
-from saelab.patching import LogitDiff, Metric
+from saelab.patching import Metric
 from saelab.sae import SAE
-from saelab.sae_patching import latent_attribution
 
 
 def _close(got: torch.Tensor, want: torch.Tensor, atol: float = 1e-4) -> bool:
@@ -21,12 +24,18 @@ def _close(got: torch.Tensor, want: torch.Tensor, atol: float = 1e-4) -> bool:
 
 
 # --- the metric -----------------------------------------------------------------------------------------
+def reference_logit_diff(logits: torch.Tensor, pos: list[int], neg: list[int]) -> torch.Tensor:
+    """logsumexp of the positive answers' logits minus that of the negative ones, at the last position: [batch]."""
+    last = logits[:, -1].double()
+    return (last[:, list(pos)].logsumexp(-1) - last[:, list(neg)].logsumexp(-1)).float()
+
+
 def _logit_diff_hint(got: torch.Tensor, logits: torch.Tensor, pos: list[int], neg: list[int]) -> str:
     """Name the mistake behind a wrong metric of the right shape."""
-    want, last = LogitDiff(tuple(pos), tuple(neg))(logits), logits[:, -1]
+    want, last = reference_logit_diff(logits, pos, neg), logits[:, -1]
     if _close(got, -want):
         return "the sign is flipped: positive answers minus negative answers."
-    if _close(got, LogitDiff(tuple(pos), tuple(neg))(logits[:, :1])):
+    if _close(got, reference_logit_diff(logits[:, :1], pos, neg)):
         return "you read the first position; the next word is predicted at the last one, logits[:, -1]."
     if _close(got, last[:, pos].sum(-1) - last[:, neg].sum(-1)) or \
             _close(got, last[:, pos].mean(-1) - last[:, neg].mean(-1)):
@@ -46,7 +55,7 @@ def check_logit_diff(fn: Callable[[torch.Tensor, list[int], list[int]], torch.Te
                  ("a batch of one", torch.randn(1, 3, 20, generator=g) * 3, [1, 5], [6, 8, 19]),
                  ("one answer on each side", torch.randn(3, 4, 20, generator=g) * 3, [3], [12])]
         for name, logits, pos, neg in cases:
-            want = LogitDiff(tuple(pos), tuple(neg))(logits)
+            want = reference_logit_diff(logits, pos, neg)
             got = report.call(fn, logits, list(pos), list(neg))
             if not torch.is_tensor(got):
                 return (f"return a tensor with one value per batch row; got {type(got).__name__}"
@@ -63,7 +72,7 @@ def check_logit_diff(fn: Callable[[torch.Tensor, list[int], list[int]], torch.Te
             if _close(got, want):
                 continue
             log_probs = logits.log_softmax(-1)
-            if _close(got, LogitDiff(tuple(pos), tuple(neg))(log_probs)):
+            if _close(got, reference_logit_diff(log_probs, pos, neg)):
                 continue  # log-probabilities give the same difference (the normaliser cancels)
             rounded = [round(v, 3) for v in got.float().tolist()]
             return (f"on case '{name}' expected {[round(v, 3) for v in want.tolist()]}, got {rounded}; "
@@ -123,22 +132,44 @@ def _metric(model: Any, tokens: torch.Tensor, metric: Metric) -> float:
         return float(metric(model(tokens)).reshape(-1)[0])
 
 
+def encode_by_hand(sae: SAE, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """The latents of a ReLU or TopK SAE from its weights, and (mean, std) when it standardises its input."""
+    if sae.activation not in ("relu", "topk"):
+        raise ValueError(f"this check works with ReLU and TopK SAEs; got a {sae.activation} SAE")
+    x, stats = x.to(sae.pre_bias.dtype), None
+    if sae.normalize:  # OpenAI's LN: per token, minus the mean, over (unbiased std + 1e-5)
+        mu = x.mean(-1, keepdim=True)
+        std = (x - mu).std(-1, keepdim=True)
+        x, stats = (x - mu) / (std + 1e-5), (mu, std)
+    pre = (x - sae.pre_bias) @ sae.encoder.weight.T + sae.latent_bias
+    if sae.activation == "topk":
+        values, indices = pre.topk(sae.k, dim=-1)
+        return torch.zeros_like(pre).scatter(-1, indices, values.relu()), stats
+    return pre.relu(), stats
+
+
+def decode_by_hand(sae: SAE, z: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    """The reconstruction from latents, mapped back through the input's (mean, std) when the SAE standardises."""
+    recons = z @ sae.decoder.weight.T + sae.pre_bias
+    return recons if stats is None else recons * stats[1] + stats[0]
+
+
 def attribution_variant(model: Any, sae: SAE, clean_tokens: torch.Tensor, corrupted_tokens: torch.Tensor,
                         metric: Metric, position: int, error_term: bool = True, grad_run: str = "corrupted"
                         ) -> torch.Tensor:
-    """grad x (z_clean - z_corrupted) at `position` [n_latents], computed the right way or with one of two usual
-    mistakes: the splice without its error term, or the gradient taken in the clean run."""
+    """grad x (z_clean - z_corrupted) at `position` [n_latents], computed from the SAE's weights the right way (the
+    check's reference) or with one of two usual mistakes: the splice without its error term, or the gradient taken in
+    the clean run."""
     hook_name, leaf = sae.hook_name, []
 
     def splice(activation: torch.Tensor, hook: Any) -> torch.Tensor:
-        x, info = sae.preprocess(activation.to(sae.pre_bias.dtype))
-        z = sae.activate(sae.encode_pre_act(x)).detach().requires_grad_(True)
-        leaf.append(z)
-        recons = sae.decode(z, info)
+        z, stats = encode_by_hand(sae, activation)
+        leaf.append(z.detach().requires_grad_(True))
+        recons = decode_by_hand(sae, leaf[-1], stats)
         return (recons + (activation - recons).detach() if error_term else recons).to(activation.dtype)
 
     with torch.no_grad():
-        z = {name: sae.encode(model.run_with_cache(t, names_filter=[hook_name])[1][hook_name][0])[position]
+        z = {name: encode_by_hand(sae, model.run_with_cache(t, names_filter=[hook_name])[1][hook_name][0])[0][position]
              for name, t in (("clean", clean_tokens), ("corrupted", corrupted_tokens))}
     with torch.enable_grad():
         tokens = corrupted_tokens if grad_run == "corrupted" else clean_tokens
@@ -169,7 +200,8 @@ def check_latent_attribution(fn: Callable[..., torch.Tensor], model: Any, sae: S
                              corrupted_tokens: torch.Tensor, metric: Metric, position: int) -> bool:
     """Check `fn(model, sae, clean_tokens, corrupted_tokens, metric, position) -> [n_latents]`: the metric's gradient
     w.r.t. the spliced SAE's latents in the corrupted run times (z_clean - z_corrupted), at `position`, against
-    `saelab.sae_patching.latent_attribution`. Also at a position where both prompts agree (every estimate 0)."""
+    `attribution_variant` (what `saelab.sae_patching.latent_attribution` computes, before it normalises). Also at a
+    position where both prompts agree (every estimate 0). ReLU and TopK SAEs."""
     n_pos = clean_tokens.shape[1]
     differ = (clean_tokens[0] != corrupted_tokens[0]).nonzero()[:, 0].tolist()
     changed = differ[0] if differ else position % n_pos
@@ -199,9 +231,7 @@ def check_latent_attribution(fn: Callable[..., torch.Tensor], model: Any, sae: S
             if got.shape != (sae.n_latents,):
                 hint = (" Select the position: [0, position]." if got.shape[-1:] == (sae.n_latents,) else "")
                 return f"expected shape ({sae.n_latents},) (one estimate per latent), got {tuple(got.shape)}.{hint}"
-            effects = latent_attribution(model, sae, clean_tokens, corrupted_tokens, metric, position=p)
-            want = torch.zeros(sae.n_latents)
-            want[effects.latents] = effects.effects * m_gap  # the library normalises; undo it
+            want = attribution_variant(model, sae, clean_tokens, corrupted_tokens, metric, p)
             if _close(got, want, atol=1e-4 * max(1.0, float(want.abs().max()))):
                 continue
             where = "BOS, where both prompts agree" if p == 0 else f"position {p}"

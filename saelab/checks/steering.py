@@ -1,6 +1,7 @@
 """Checks for notebook 04's exercises: the steering vector, the steering hook, and a `with` block that always
-removes its hook. Each runs the student's function against `saelab.steering` on several inputs (a single
-position, a batch of one, an all-zero vector, an error inside the block) and names the usual mistake.
+removes its hook. Each runs the student's function on several inputs (a single position, a batch of one, an all-zero
+vector, an error inside the block) against a reference written out here, not `saelab.steering` (whose functions a
+solution may call; the unit tests hold the two equal), and names the usual mistake.
 """
 from __future__ import annotations
 
@@ -8,13 +9,27 @@ from typing import Any, Callable
 
 import torch
 
-from saelab import steering
 from saelab.checks import report
 from saelab.sae import SAE
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and torch.allclose(a, b, atol=1e-5)
+
+
+# --- the references ------------------------------------------------------------------------------------------
+def reference_vector(sae: SAE, latents: list[int]) -> torch.Tensor:
+    """The blog's steering vector: the sum of the chosen latents' decoder columns (no bias): [d_model]."""
+    return sae.decoder.weight[:, list(latents)].sum(-1).detach()
+
+
+def reference_steered(act: torch.Tensor, vec: torch.Tensor, scale: float, positions: Any) -> torch.Tensor:
+    """act [batch, pos, d] with scale * vec added at `positions` (None = every position), in a new tensor."""
+    out = act.clone()
+    if positions is None:
+        return out + scale * vec
+    out[:, list(positions)] += scale * vec
+    return out
 
 
 # --- exercise 1: the steering vector --------------------------------------------------------------------------
@@ -27,7 +42,7 @@ def check_steering_vector(fn: Callable[[SAE, list[int]], torch.Tensor]) -> bool:
         with torch.no_grad():
             sae.pre_bias.normal_()
         for latents in ([3, 17, 30], [5]):
-            want = steering.steering_vector(sae, latents)
+            want = reference_vector(sae, latents)
             got = report.call(fn, sae, list(latents))
             if got is None:
                 return "your function returned None; return the vector (a tensor of shape [d_model])"
@@ -69,15 +84,15 @@ def _hook_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, float, Any]]:
 
 def _hook_mistake(act: torch.Tensor, vec: torch.Tensor, scale: float, positions: Any, got: torch.Tensor) -> str | None:
     """Name the usual mistake that produces `got`, or None."""
-    if scale != 1 and _close(got, steering.add_steering(act, vec, scale * scale, positions)):
+    if scale != 1 and _close(got, reference_steered(act, vec, scale * scale, positions)):
         return ("you scaled twice (scale * scale * vector); multiply the vector by `scale` once, e.g. "
                 "activation + scale * vector")
-    if scale != 1 and vec.abs().sum() > 0 and _close(got, steering.add_steering(act, vec, 1.0, positions)):
+    if scale != 1 and vec.abs().sum() > 0 and _close(got, reference_steered(act, vec, 1.0, positions)):
         return "you added the vector without multiplying it by `scale`"
-    if vec.norm() > 0 and _close(got, steering.add_steering(act, vec / vec.norm(), scale, positions)):
+    if vec.norm() > 0 and _close(got, reference_steered(act, vec / vec.norm(), scale, positions)):
         return "you normalised the vector; add it as it is (its length is part of the steering strength)"
     if positions is not None:
-        if _close(got, steering.add_steering(act, vec, scale, None)):
+        if _close(got, reference_steered(act, vec, scale, None)):
             return ("you added the vector at every position; add it only at `positions` "
                     "(activation[:, positions] on a copy), and everywhere only when positions is None")
         if max(positions) < act.shape[0]:
@@ -103,7 +118,7 @@ def check_steering_hook(fn: Callable[..., torch.Tensor]) -> bool:
                         "returns; returning nothing leaves the model unsteered)")
             if not torch.is_tensor(got):
                 return f"expected a tensor shaped like the activation; got {type(got).__name__}"
-            want = steering.add_steering(original, vec, scale, positions)
+            want = reference_steered(original, vec, scale, positions)
             if not torch.equal(given, original):
                 return ("you edited the activation in place (activation += ... or activation[...] = ...); that also "
                         "changes any cached copy of it (run_with_cache keeps the same tensor). Work on a copy: "
@@ -167,10 +182,8 @@ def check_steer(fn: Callable[[Any, str, torch.Tensor, float], Any], model: Any, 
         vector, scale = torch.randn(model.cfg.d_model, generator=g).to(model.cfg.device), 2.0
         with torch.no_grad():
             plain = model(tokens)
-            with steering.steer(model, hook_name, vector, scale):
-                want = model(tokens)
-            with steering.steer(model, hook_name, vector, scale * scale):
-                twice = model(tokens)
+            want, twice = (model.run_with_hooks(tokens, fwd_hooks=[(hook_name, lambda a, hook, s=s: a + s * vector)])
+                           for s in (scale, scale * scale))
         other = next(name for name in model.hook_dict if name != hook_name)
         model.add_hook(other, _callers_hook)  # a hook the caller already had: it must survive
         before = _n_hooks(model)

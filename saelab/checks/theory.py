@@ -5,9 +5,10 @@
     check_sae_loss      ||x - x_hat||^2 summed over d_model + l1_coef * ||latents||_1, averaged over the batch
     check_l0, check_fvu the two proxies we judge SAEs by when there are no true features
 
-Each check runs the student's function and the library's (`saelab.sae`, `saelab.metrics`) on several inputs,
-edge cases included (k larger than the width, a batch of one, an all-zero input, a latent that never fires), and
-names the usual mistake when they differ.
+Each check runs the student's function on several inputs, edge cases included (k larger than the width, a batch of
+one, an all-zero input, a latent that never fires), against a reference written out here from the SAE's weights
+(never `sae(x)`, `saelab.sae` or `saelab.metrics`, which a solution may call: a broken `SAE.decode` must not pass),
+and names the usual mistake when they differ.
 """
 from __future__ import annotations
 
@@ -17,9 +18,8 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from saelab import metrics
 from saelab.checks import report
-from saelab.sae import SAE, topk_activation
+from saelab.sae import SAE
 
 SHAPE_HINT = ("encoder.weight is [n_latents, d_model] and W_dec is [d_model, n_latents]: encode with "
               "(x - pre_bias) @ sae.encoder.weight.T, decode with latents @ sae.W_dec.T")
@@ -76,7 +76,7 @@ def _topk_hint(got: torch.Tensor, pre_acts: torch.Tensor, k: int) -> str:
     if (kept > k).any():
         return (f"with k = {k} a row kept {int(kept.max())} non-zero latents. Keep exactly the k largest per row "
                 f"(topk along dim=-1) and zero everything else (a threshold keeps ties too).")
-    want = topk_activation(pre_acts, min(k, pre_acts.shape[-1]))
+    want = _scatter_topk(pre_acts, k)
     return (f"for pre_acts = {_show(pre_acts)} and k = {k} expected {_show(want)}, "
             f"got {_show(got)}. Take topk along dim=-1, ReLU the values, scatter them into zeros.")
 
@@ -109,7 +109,7 @@ def check_topk(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> bool:
 
     def body() -> str | None:
         for case, pre_acts, k in _topk_cases():
-            want = topk_activation(pre_acts, min(k, pre_acts.shape[-1]))
+            want = _scatter_topk(pre_acts, k)
             try:
                 got = report.call(fn, pre_acts, k)
             except RuntimeError as err:
@@ -166,6 +166,14 @@ def _forward_pieces(sae: SAE, x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
+def reference_forward(sae: SAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(pre_acts, latents, x_hat) written out from the weights of a ReLU or TopK SAE without normalisation."""
+    pre = (x - sae.pre_bias) @ sae.encoder.weight.T + sae.latent_bias
+    latents = _scatter_topk(pre, sae.k) if sae.activation == "topk" else F.relu(pre)
+    return pre, latents, latents @ sae.decoder.weight.T + sae.pre_bias
+
+
+@torch.no_grad()
 def _pre_acts_hint(got: torch.Tensor, sae: SAE, x: torch.Tensor) -> str:
     """Name the mistake behind wrong pre-activations."""
     p = _forward_pieces(sae, x)
@@ -182,7 +190,7 @@ def _pre_acts_hint(got: torch.Tensor, sae: SAE, x: torch.Tensor) -> str:
         return f"wrong axis: you multiplied by encoder.weight untransposed. {SHAPE_HINT}."
     if _close(got, p["pre_tied"]):
         return "you encoded with the decoder's weights. Encode with sae.encoder.weight, decode with sae.W_dec."
-    if _close(got, sae.activate(p["pre"])):
+    if _close(got, reference_forward(sae, x)[1]):
         return "pre_acts is the value BEFORE the activation: return W_enc (x - pre_bias) + latent_bias there."
     return ("wrong pre-activations. pre_acts = (x - sae.pre_bias) @ sae.encoder.weight.T + sae.latent_bias, "
             "shape [batch, n_latents].")
@@ -231,8 +239,7 @@ def check_sae_forward(fn: Callable[[SAE, torch.Tensor], tuple]) -> bool:
 
     def body() -> str | None:
         for case, sae, x in _forward_cases():
-            with torch.no_grad():
-                want = copy.deepcopy(sae)(x)
+            want = reference_forward(sae, x)
             try:
                 got = report.call(fn, copy.deepcopy(sae), x)
             except RuntimeError as err:
@@ -298,8 +305,7 @@ def _loss_cases() -> list[tuple[str, SAE, torch.Tensor, float]]:
 
 def _loss_hint(got: float, sae: SAE, x: torch.Tensor, l1_coef: float) -> str:
     """Match a wrong loss against every mix of wrong parts; name the wrong parts of the closest match."""
-    with torch.no_grad():
-        pre, latents, x_hat = sae(x)
+    pre, latents, x_hat = reference_forward(sae, x)
     error = x - x_hat
     for mse_name, (mse_hint, mse) in _MSE.items():
         for l1_name, (l1_hint, l1) in _L1.items():
@@ -316,9 +322,8 @@ def _loss_hint(got: float, sae: SAE, x: torch.Tensor, l1_coef: float) -> str:
 
 
 def _reference_loss(sae: SAE, x: torch.Tensor, l1_coef: float) -> float:
-    """The loss `saelab.training.train_sae` minimises for a ReLU SAE (see its module docstring)."""
-    with torch.no_grad():
-        _, latents, x_hat = sae(x)
+    """The loss `saelab.training.train_sae` minimises for a ReLU SAE (see its module docstring), from the weights."""
+    _, latents, x_hat = reference_forward(sae, x)
     return ((x - x_hat).pow(2).sum(-1).mean() + l1_coef * latents.abs().sum(-1).mean()).item()
 
 
@@ -327,7 +332,7 @@ def check_sae_loss(fn: Callable[[SAE, torch.Tensor, float], torch.Tensor]) -> bo
 
     def body() -> str | None:
         for case, sae, x, l1_coef in _loss_cases():
-            want = _reference_loss(copy.deepcopy(sae), x, l1_coef)
+            want = _reference_loss(sae, x, l1_coef)
             student_sae = copy.deepcopy(sae)
             got = report.call(fn, student_sae, x, l1_coef)
             if got is None:
@@ -343,7 +348,7 @@ def check_sae_loss(fn: Callable[[SAE, torch.Tensor, float], torch.Tensor]) -> bo
                         f"Compute it from sae(x) without torch.no_grad(), .detach() or .item().")
             value = got.item()
             if abs(value - want) > 1e-4 * max(1.0, abs(want)):
-                return f"{case}: {_loss_hint(value, copy.deepcopy(sae), x, l1_coef)}"
+                return f"{case}: {_loss_hint(value, sae, x, l1_coef)}"
         return None
 
     return report.check("check_sae_loss", body)
@@ -359,7 +364,7 @@ def check_l0(fn: Callable[[torch.Tensor], float]) -> bool:
         cases = [("3 inputs, latent 2 never fires", latents), ("a batch of one", latents[:1]),
                  ("all latents off", torch.zeros(2, 4))]
         for case, lat in cases:
-            got, want = report.as_float(report.call(fn, lat)), metrics.l0(lat)
+            got, want = report.as_float(report.call(fn, lat)), (lat != 0).sum(-1).float().mean().item()
             if abs(got - want) < 1e-5:
                 continue
             count = float((lat != 0).sum())
@@ -390,7 +395,7 @@ def check_fvu(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> bool:
                  ("a perfect reconstruction (FVU must be 0)", x, x.clone())]
         for case, x_in, x_hat in cases:
             got = report.as_float(report.call(fn, x_in, x_hat))
-            want = metrics.fraction_variance_unexplained(x_in, x_hat)
+            want = ((x_in - x_hat).pow(2).sum() / (x_in - x_in.mean(0)).pow(2).sum()).item()
             if abs(got - want) < 1e-4 * max(1, abs(want)):
                 continue
             err = (x_in - x_hat).pow(2).sum()

@@ -1,8 +1,10 @@
 """Checks for notebook 05's exercises: the splice hook, one training step, and "high_loss" resampling.
 
-Each check runs the student's function next to the library's (`saelab.training`, `saelab.sae`) on several small
-cases, including edge cases (a batch of one, an all-zero input, a latent that never fires), and names the usual
-mistake when the answers differ. Verdicts are printed in the course's one-line style (`saelab.checks.report`).
+Each check runs the student's function on several small cases, including edge cases (a batch of one, an all-zero
+input, a latent that never fires), next to a reference written out here from the SAE's weights: not `sae.reconstruct`,
+`train_sae` or `resample_dead_latents`, which a solution may call (the unit tests hold the references equal to those).
+It names the usual mistake when the answers differ. Verdicts are printed in the course's one-line style
+(`saelab.checks.report`).
 """
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ import torch.nn.functional as F
 
 from saelab.checks import report
 from saelab.sae import SAE
-from saelab.training import resample_dead_latents, train_sae
 
 
 def _random_sae(d_model: int = 8, n_latents: int = 32, seed: int = 0, std: float = 0.5) -> SAE:
@@ -27,6 +28,16 @@ def _random_sae(d_model: int = 8, n_latents: int = 32, seed: int = 0, std: float
     return sae
 
 
+def latents_by_hand(sae: SAE, x: torch.Tensor) -> torch.Tensor:
+    """ReLU(W_enc (x - pre_bias) + latent_bias) from the weights of a ReLU SAE without normalisation: [..., n_latents]."""
+    return F.relu((x - sae.pre_bias) @ sae.encoder.weight.T + sae.latent_bias)
+
+
+def reconstruct_by_hand(sae: SAE, x: torch.Tensor) -> torch.Tensor:
+    """W_dec latents + pre_bias from the weights: [..., d_model]."""
+    return latents_by_hand(sae, x) @ sae.decoder.weight.T + sae.pre_bias
+
+
 def _invoke(fn: Callable, *args: Any) -> Any:
     """Call the student's function on these very objects (so in-place edits show); stubs and crashes as in report."""
     return report.call(lambda: fn(*args))
@@ -37,7 +48,7 @@ def check_splice_hook(make_splice_hook: Callable[[SAE], Callable]) -> bool:
     """Check `make_splice_hook(sae) -> hook_fn(activation, hook)`: positions 1.. replaced by the reconstruction.
 
     The hook must return the activation [batch, pos, d_model] with every position except BOS (position 0)
-    replaced by `sae.reconstruct(...)`, without editing the activation it was given (a cache may hold it).
+    replaced by the reconstruction, without editing the activation it was given (a cache may hold it).
     """
     def body() -> str | None:
         sae = _random_sae()
@@ -45,7 +56,7 @@ def check_splice_hook(make_splice_hook: Callable[[SAE], Callable]) -> bool:
         for act in (torch.randn(2, 5, 8, generator=g) * 3, torch.randn(1, 3, 8, generator=g), torch.zeros(2, 4, 8)):
             with torch.no_grad():
                 expected = act.clone()
-                expected[:, 1:] = sae.reconstruct(act[:, 1:])
+                expected[:, 1:] = reconstruct_by_hand(sae, act[:, 1:])
             hook_fn = _invoke(make_splice_hook, sae)
             if not callable(hook_fn):
                 return (f"make_splice_hook(sae) returned {type(hook_fn).__name__}; return a function "
@@ -65,11 +76,11 @@ def check_splice_hook(make_splice_hook: Callable[[SAE], Callable]) -> bool:
             if torch.allclose(out, act) and not torch.allclose(expected, act):
                 return "your hook returned the activation unchanged; replace it with sae.reconstruct(...)"
             if not torch.allclose(out[:, 0], act[:, 0]):
-                if torch.allclose(out[:, 0], sae.reconstruct(act[:, :1])[:, 0].detach(), atol=1e-5):
+                if torch.allclose(out[:, 0], reconstruct_by_hand(sae, act[:, :1])[:, 0].detach(), atol=1e-5):
                     return "position 0 (BOS) was reconstructed too; keep the original activation there"
                 return "position 0 (BOS) changed; keep the original activation there"
             if not torch.allclose(out[:, 1:], expected[:, 1:], atol=1e-5):
-                no_bias = sae.decoder(sae.encode(act[:, 1:])).detach()
+                no_bias = (latents_by_hand(sae, act[:, 1:]) @ sae.decoder.weight.T).detach()
                 if torch.allclose(out[:, 1:], no_bias, atol=1e-5):
                     return "positions 1.. lack the pre_bias: sae.reconstruct adds it back (decoder(latents) + pre_bias)"
                 return ("positions 1.. differ from sae.reconstruct(activation)[:, 1:]; did you call sae.encode only, "
@@ -80,22 +91,16 @@ def check_splice_hook(make_splice_hook: Callable[[SAE], Callable]) -> bool:
 
 
 # --- exercise 2: one training step ------------------------------------------------------------------------
-def reference_step_losses(sae: SAE, x: torch.Tensor, l1_coef: float, lr: float, n_steps: int) -> list[float]:
-    """What `train_sae` does for `n_steps` steps on the one batch x (fresh Adam, no init): its logged losses."""
-    history = train_sae(sae, x, n_steps=n_steps, batch_size=len(x), lr=lr, l1_coef=l1_coef, init=False,
-                        log_every=1, ortho_every=None, precision="fp32", num_threads=1)
-    return history.loss
-
-
 def manual_step_losses(sae: SAE, x: torch.Tensor, l1_coef: float, lr: float, n_steps: int,
                        zero_grad: bool = True) -> list[float]:
-    """The same steps written out by hand (with `zero_grad=False`: the forgotten optimizer.zero_grad())."""
+    """`n_steps` steps of `train_sae` on the one batch x (fresh Adam, no init), written out from the weights: the
+    check's reference (with `zero_grad=False`: the forgotten optimizer.zero_grad())."""
     optimizer, losses = torch.optim.Adam(sae.parameters(), lr=lr), []
     for _ in range(n_steps):
         if zero_grad:
             optimizer.zero_grad()
-        latents = F.relu(sae.encode_pre_act(x))
-        loss = (sae.decoder(latents) + sae.pre_bias - x).pow(2).sum(-1).mean() + l1_coef * latents.sum(-1).mean()
+        latents = latents_by_hand(sae, x)
+        loss = (reconstruct_by_hand(sae, x) - x).pow(2).sum(-1).mean() + l1_coef * latents.sum(-1).mean()
         loss.backward()
         optimizer.step()
         with torch.no_grad():
@@ -107,9 +112,9 @@ def manual_step_losses(sae: SAE, x: torch.Tensor, l1_coef: float, lr: float, n_s
 def _variant_losses(sae: SAE, x: torch.Tensor, l1_coef: float) -> dict[str, float]:
     """The loss of the first step under each usual mistake, to recognise it from the student's returned loss."""
     with torch.no_grad():
-        pre = sae.encode_pre_act(x)
+        pre = (x - sae.pre_bias) @ sae.encoder.weight.T + sae.latent_bias
         latents = F.relu(pre)
-        x_hat = sae.decoder(latents) + sae.pre_bias
+        x_hat = latents @ sae.decoder.weight.T + sae.pre_bias
         err = (x_hat - x).pow(2)
         mse, l1 = err.sum(-1).mean(), latents.sum(-1).mean()
         return {
@@ -119,7 +124,7 @@ def _variant_losses(sae: SAE, x: torch.Tensor, l1_coef: float) -> dict[str, floa
             "mse_mean_all": (err.mean() + l1_coef * l1).item(),
             "mse_wrong_axis": (err.sum(0).mean() + l1_coef * l1).item(),
             "l1_wrong_axis": (mse + l1_coef * latents.sum(0).mean()).item(),
-            "no_bias": ((sae.decoder(latents) - x).pow(2).sum(-1).mean() + l1_coef * l1).item(),
+            "no_bias": ((latents @ sae.decoder.weight.T - x).pow(2).sum(-1).mean() + l1_coef * l1).item(),
             "double_bias": ((x_hat + sae.pre_bias - x).pow(2).sum(-1).mean() + l1_coef * l1).item(),
         }
 
@@ -143,7 +148,8 @@ def check_training_step(training_step: Callable[[SAE, torch.optim.Optimizer, tor
     """Check `training_step(sae, optimizer, x, l1_coef) -> loss`: one step of `train_sae` on a ReLU SAE.
 
     Runs three steps with one Adam optimiser on the same batch and compares the returned losses and the weights
-    with `train_sae(..., n_steps=3, init=False)` on a copy; cases: a random batch, a batch of one, all zeros.
+    with `manual_step_losses` (what `train_sae(..., n_steps=3, init=False)` does) on a copy; cases: a random batch,
+    a batch of one, all zeros.
     """
     def body() -> str | None:
         g = torch.Generator().manual_seed(2)
@@ -154,7 +160,7 @@ def check_training_step(training_step: Callable[[SAE, torch.optim.Optimizer, tor
         for name, x in cases:
             sae = _random_sae(seed=3)
             ref = copy.deepcopy(sae)
-            want_losses = reference_step_losses(ref, x, l1_coef, lr, n_steps=3)
+            want_losses = manual_step_losses(ref, x, l1_coef, lr, n_steps=3)
             variants = _variant_losses(sae, x, l1_coef)
             optimizer = torch.optim.Adam(sae.parameters(), lr=lr)
             given = x.clone()
@@ -180,8 +186,7 @@ def check_training_step(training_step: Callable[[SAE, torch.optim.Optimizer, tor
                 if abs(got[1] - got[0]) <= 1e-7 * max(1.0, abs(got[0])):
                     return ("your loss never changes from step to step: call loss.backward() and then "
                             "optimizer.step()")
-                no_zero_grad = manual_step_losses(copy.deepcopy(_random_sae(seed=3)), x, l1_coef, lr, 3,
-                                                  zero_grad=False)
+                no_zero_grad = manual_step_losses(_random_sae(seed=3), x, l1_coef, lr, 3, zero_grad=False)
                 if torch.allclose(got_t, torch.tensor(no_zero_grad), rtol=1e-4, atol=1e-5):
                     return ("the first step matches but later ones do not: call optimizer.zero_grad() before "
                             "loss.backward(), or gradients add up across steps")
@@ -198,25 +203,34 @@ def check_training_step(training_step: Callable[[SAE, torch.optim.Optimizer, tor
 
 
 # --- exercise 3: "high_loss" resampling --------------------------------------------------------------------
-def _resample_variants(sae: SAE, dead: torch.Tensor, x: torch.Tensor, seed: int) -> dict[str, SAE]:
-    """The library's result and the result of each usual mistake, on copies of `sae`."""
-    def run(errors_fn=None, direction_fn=None, enc_scale=True, zero_bias=True) -> SAE:
-        s = copy.deepcopy(sae)
-        idx = dead.nonzero().squeeze(1)
-        with torch.no_grad():
-            x_hat = s.decoder(F.relu(s.encode_pre_act(x))) + s.pre_bias
-            err = errors_fn(x, x_hat, s) if errors_fn else (x - x_hat).pow(2).sum(-1)
-            probs = err if err.sum() > 0 else torch.ones_like(err)
-            g = torch.Generator().manual_seed(seed)
-            picks = torch.multinomial(probs, len(idx), replacement=len(idx) > len(x), generator=g)
-            d = direction_fn(x[picks], s) if direction_fn else F.normalize(x[picks] - s.pre_bias, dim=-1)
-            scale = 0.2 * s.encoder.weight[~dead].norm(dim=1).mean() if enc_scale else 1.0
-            s.decoder.weight[:, idx] = d.T
-            s.encoder.weight[idx] = d * scale
-            if zero_bias:
-                s.latent_bias[idx] = 0.0
-            s.stats_last_nonzero[idx] = 0
+@torch.no_grad()
+def resample_by_hand(sae: SAE, dead: torch.Tensor, x: torch.Tensor, seed: int, errors_fn: Callable | None = None,
+                     direction_fn: Callable | None = None, enc_scale: bool = True, zero_bias: bool = True) -> SAE:
+    """A copy of `sae` after "high_loss" resampling of the `dead` latents, written out from the weights: the check's
+    reference, or (with one argument changed) one usual mistake."""
+    s = copy.deepcopy(sae)
+    idx = dead.nonzero().squeeze(1)
+    if len(idx) == 0:
         return s
+    x_hat = reconstruct_by_hand(s, x)
+    err = errors_fn(x, x_hat, s) if errors_fn else (x - x_hat).pow(2).sum(-1)
+    probs = err if err.sum() > 0 else torch.ones_like(err)
+    g = torch.Generator().manual_seed(seed)
+    picks = torch.multinomial(probs, len(idx), replacement=len(idx) > len(x), generator=g)
+    d = direction_fn(x[picks], s) if direction_fn else F.normalize(x[picks] - s.pre_bias, dim=-1)
+    scale = 0.2 * s.encoder.weight[~dead].norm(dim=1).mean() if enc_scale else 1.0
+    s.decoder.weight[:, idx] = d.T
+    s.encoder.weight[idx] = d * scale
+    if zero_bias:
+        s.latent_bias[idx] = 0.0
+    s.stats_last_nonzero[idx] = 0
+    return s
+
+
+def _resample_variants(sae: SAE, dead: torch.Tensor, x: torch.Tensor, seed: int) -> dict[str, SAE]:
+    """The result of each usual mistake, on copies of `sae`."""
+    def run(**mistake: Any) -> SAE:
+        return resample_by_hand(sae, dead, x, seed, **mistake)
 
     return {
         "uniform": run(errors_fn=lambda x, x_hat, s: torch.ones(len(x))),
@@ -252,7 +266,7 @@ def _same(a: SAE, b: SAE, atol: float = 1e-5) -> bool:
 
 
 def check_resample_high_loss(resample: Callable[[SAE, torch.Tensor, torch.Tensor, int], Any]) -> bool:
-    """Check `resample(sae, dead, x, seed)` against `resample_dead_latents(sae, None, dead, x, "high_loss", seed)`.
+    """Check `resample(sae, dead, x, seed)`: what `resample_dead_latents(sae, None, dead, x, "high_loss", seed)` does.
 
     Cases: several dead latents, a batch of one (every draw picks it), one latent that never fires, none dead,
     and an all-zero batch.
@@ -268,10 +282,8 @@ def check_resample_high_loss(resample: Callable[[SAE, torch.Tensor, torch.Tensor
                  ("no dead latent", torch.zeros(32, dtype=torch.bool), x), ("an all-zero batch", some, torch.zeros(6, 8))]
         for name, dead, batch in cases:
             sae = _random_sae(seed=5)
-            s_ref, s_got = copy.deepcopy(sae), copy.deepcopy(sae)
-            s_ref.stats_last_nonzero.fill_(7)
-            s_got.stats_last_nonzero.fill_(7)
-            resample_dead_latents(s_ref, None, dead, batch.clone(), "high_loss", seed=11)
+            sae.stats_last_nonzero.fill_(7)
+            s_ref, s_got = resample_by_hand(sae, dead, batch, seed=11), copy.deepcopy(sae)
             given = batch.clone()
             _invoke(resample, s_got, dead.clone(), given, 11)
             if not torch.equal(given, batch):
@@ -286,7 +298,6 @@ def check_resample_high_loss(resample: Callable[[SAE, torch.Tensor, torch.Tensor
                     and torch.allclose(s_got.encoder.weight[live], sae.encoder.weight[live])):
                 return ("you changed live latents: only the dead ones get new directions. The decoder column of "
                         "latent i is W_dec[:, i] (dim 1), its encoder row is W_enc[i]")
-            sae.stats_last_nonzero.fill_(7)
             for key, variant in _resample_variants(sae, dead, batch, seed=11).items():
                 if _same(s_got, variant):
                     return f"{RESAMPLE_HINTS[key]} ({name})"
