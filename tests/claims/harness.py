@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -49,6 +50,27 @@ def count_images(nb: nbformat.NotebookNode) -> int:
     return n + sum(images(w.get("state", {}).get("outputs", [])) for w in state.values())
 
 
+SOLUTION = "# @title Solution"
+
+
+def solution_failures(nb: nbformat.NotebookNode) -> list[str]:
+    """Solution cells (first line `# @title Solution`) whose output lacks the success line of a check they call.
+
+    In strict mode a wrong answer raises; this also catches a solution that prints nothing (a check that was
+    removed, or output swallowed), so "✓ check_x" must appear under every solution cell for every check it calls.
+    """
+    problems = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not cell.source.startswith(SOLUTION):
+            continue
+        checks = sorted(set(re.findall(r"\b(check_\w+)\(", cell.source)))
+        text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+        if not checks:
+            problems.append(f"cell {index}: a solution cell that calls no check")
+        problems += [f"cell {index}: no '✓ {c}' line in its output" for c in checks if f"✓ {c}" not in text]
+    return problems
+
+
 def notebook_values(name: str) -> dict:
     """Run notebook `name` offline (once per session); return its registered values plus figure counts."""
     if name not in _RESULTS:
@@ -70,5 +92,7 @@ def notebook_values(name: str) -> dict:
         nb.cells.pop()
         nb.cells.pop(0)
         values["__images__"] = count_images(nb)
+        values["__solution_failures__"] = solution_failures(nb)
+        values["__solutions__"] = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.startswith(SOLUTION))
         _RESULTS[name] = values
     return _RESULTS[name]

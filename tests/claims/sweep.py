@@ -112,8 +112,9 @@ def start(notebook: str, run: Run, digest: str) -> subprocess.Popen:
     raw = out.with_suffix(".pytest.json")
     env = run.env()
     env["SAELAB_SWEEP_OUT"] = str(raw)
-    figures = f"tests/claims/test_figures.py::test_every_figure_lands_in_the_executed_notebook[{notebook}]"
-    cmd = [sys.executable, "-m", "pytest", str(claim_file(notebook).relative_to(ROOT)), figures, "-q",
+    figures = [f"tests/claims/test_figures.py::{test}[{notebook}]" for test in (
+        "test_every_figure_lands_in_the_executed_notebook", "test_every_solution_cell_prints_its_checks_success_line")]
+    cmd = [sys.executable, "-m", "pytest", str(claim_file(notebook).relative_to(ROOT)), *figures, "-q",
            "-p", "no:cacheprovider", "-p", "tests.claims.sweep_plugin", "-o", "enable_assertion_pass_hook=true"]
     log = open(out.with_suffix(".log"), "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
