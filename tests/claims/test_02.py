@@ -26,7 +26,6 @@ VALUES = {
         "per_token": "ours", "per_story": "per_story",
         "by_hand_last": "by_hand_last", "ranked_auroc": "ranked[0]['auroc']", "tied": "tied",
         "fired": "[len(fired), int(in_negative), int(at_stop)]", "probe": "probe",
-        "build_probe": "json.loads((FILES_DIR / 'build.json').read_text())['quality']['sentiment_probe']",
         "best_token_latent_coverage": "float((held_out.dense([int(candidates[best])])[:, 0]"
                                       "[torch.tensor([x == 'negative' for x in labels])] > 0).float().mean())",
     }
@@ -106,9 +105,9 @@ def test_02_truth_the_latent_is_a_conjunction(nb02):
 
 def test_02_truth_best_single_latent_covers_part_of_the_negative_tokens_a_probe_nearly_all(nb02):
     """ "Even the best single latent per token fires on only part of the negative tokens, while a linear probe reads
-    the sentiment from nearly all of them (the build record's figure)" """
+    the sentiment from nearly all of them (measured just above)": the probe is trained and scored in the run."""
     assert nb02["best_token_latent_coverage"] < 0.5
-    assert nb02["probe"] == nb02["build_probe"] and nb02["probe"] >= 0.95
+    assert nb02["probe"] >= 0.95
 
 
 def test_02_truth_per_token_little_above_chance_per_story_clean(nb02):
