@@ -49,3 +49,18 @@ def test_a_tensor_answer_of_the_wrong_shape_is_explained(capsys):
     import torch
     assert check_logit_edge(lambda d, a, s, w, W_U, t: torch.ones(3)) is False
     assert "single value" in capsys.readouterr().out
+
+
+# check -> its named mistakes (answer, hint) and at least two wrong answers it has no name for; the census in
+# tests/test_checks_report.py requires an entry for every check in saelab.checks.circuits.
+WRONG_ANSWERS = {"check_logit_edge": {"named": [(fn, hint) for hint, fn in MISTAKES.items()], "unnamed": [
+    lambda d, a, s, w, W_U, t: 2 * right(d, a, s, w, W_U, t),
+    lambda d, a, s, w, W_U, t: right(d, a, s, w, W_U, t) + 0.1,
+    lambda d, a, s, w, W_U, t: float(a * ((d - d.mean()) / s) @ (W_U[t] - W_U.mean(0))),  # without ln_f's weight
+]}}
+
+
+@pytest.mark.parametrize("i", range(len(WRONG_ANSWERS["check_logit_edge"]["unnamed"])))
+def test_unnamed_wrong_answers_are_not_praised(i, capsys):
+    assert check_logit_edge(WRONG_ANSWERS["check_logit_edge"]["unnamed"][i]) is False
+    assert capsys.readouterr().out.startswith("✗ check_logit_edge:")

@@ -69,3 +69,18 @@ def test_strict_mode_raises_for_a_wrong_answer(monkeypatch):
     with pytest.raises(report.CheckFailed, match="ties must count half"):
         check_auroc_by_hand(MISTAKES["ties counted as 0"][0])
     assert check_auroc_by_hand(right) is True
+
+
+# check -> its named mistakes (answer, hint) and at least two wrong answers it has no name for; the census in
+# tests/test_checks_report.py requires an entry for every check in saelab.checks.features.
+WRONG_ANSWERS = {"check_auroc_by_hand": {"named": list(MISTAKES.values()), "unnamed": [
+    lambda s, l: 0.9 * right(s, l),
+    lambda s, l: 0.5,  # right only where the latent never fires
+    lambda s, l: (pairs(s, l)[0] + 0.25 * pairs(s, l)[1]).mean().item(),  # ties a quarter
+]}}
+
+
+@pytest.mark.parametrize("i", range(len(WRONG_ANSWERS["check_auroc_by_hand"]["unnamed"])))
+def test_unnamed_wrong_answers_are_not_praised(i, capsys):
+    assert check_auroc_by_hand(WRONG_ANSWERS["check_auroc_by_hand"]["unnamed"][i]) is False
+    assert capsys.readouterr().out.startswith("✗ check_auroc_by_hand:")

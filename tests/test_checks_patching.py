@@ -6,7 +6,7 @@ import torch
 from saelab.checks import report
 from saelab.checks.patching import attribution_variant, check_latent_attribution, check_logit_diff, check_patch_hook
 from saelab.models import load_model
-from saelab.patching import logit_diff_metric, pair_tokens
+from saelab.patching import LogitDiff, logit_diff_metric, pair_tokens
 from saelab.sae import SAE
 from saelab.sae_patching import latent_attribution
 
@@ -39,7 +39,7 @@ def right_metric(logits, pos, neg):
     return last[:, pos].logsumexp(-1) - last[:, neg].logsumexp(-1)
 
 
-@pytest.mark.parametrize("fn, hint", [
+LOGIT_DIFF_MISTAKES = [
     (lambda l, p, n: -right_metric(l, p, n), "sign is flipped"),
     (lambda l, p, n: l[:, -1][:, p].sum(-1) - l[:, -1][:, n].sum(-1), "logsumexp"),
     (lambda l, p, n: l[:, -1][:, p].max(-1).values - l[:, -1][:, n].max(-1).values, "largest logit"),
@@ -50,7 +50,10 @@ def right_metric(logits, pos, neg):
     (lambda l, p, n: 1 / 0, "your function raised ZeroDivisionError"),
     (lambda l, p, n: 3.0, "return a tensor"),
     (lambda l, p, n: None, "forget to `return`"),
-])
+]
+
+
+@pytest.mark.parametrize("fn, hint", LOGIT_DIFF_MISTAKES)
 def test_check_logit_diff_names_each_mistake(fn, hint):
     ok, out = says(check_logit_diff, fn)
     assert ok is False and out.startswith("✗ check_logit_diff:") and hint in out, out
@@ -59,6 +62,7 @@ def test_check_logit_diff_names_each_mistake(fn, hint):
 def test_check_logit_diff_right_answers_and_stub():
     assert says(check_logit_diff, right_metric) == (True, "✓ check_logit_diff: correct\n")
     assert says(check_logit_diff, lambda l, p, n: right_metric(l.log_softmax(-1), p, n))[0] is True
+    assert says(check_logit_diff, lambda l, p, n: LogitDiff(tuple(p), tuple(n))(l))[0] is True  # the library
     ok, out = says(check_logit_diff, stub)
     assert ok is False and out.startswith("… check_logit_diff: not done yet")
 
@@ -81,7 +85,7 @@ def edits_the_cache(activation, hook, clean_activation, position):
     return clean_activation
 
 
-@pytest.mark.parametrize("fn, hint", [
+PATCH_HOOK_MISTAKES = [
     (no_return, "returned None"),
     (lambda a, h, clean_activation, position: clean_activation, "copied every position"),
     (lambda a, h, clean_activation, position: a, "nothing changed"),
@@ -89,7 +93,10 @@ def edits_the_cache(activation, hook, clean_activation, position):
                                                          position).transpose(0, 1), "batch axis"),
     (lambda a, h, clean_activation, position: a[:, :2], "activation's shape"),
     (edits_the_cache, "in place"),
-])
+]
+
+
+@pytest.mark.parametrize("fn, hint", PATCH_HOOK_MISTAKES)
 def test_check_patch_hook_names_each_mistake(fn, hint):
     ok, out = says(check_patch_hook, fn)
     assert ok is False and out.startswith("✗ check_patch_hook:") and hint in out, out
@@ -197,3 +204,35 @@ def test_the_checks_reference_is_the_library(setup):
     mine = attribution_variant(model, sae, clean, corrupted, metric, position % clean.shape[1])
     assert torch.allclose(mine[effects.latents], effects.effects * gap(setup), atol=1e-5)
     assert mine.abs().max() > 0
+
+
+# --- wrong answers the checks do not name must not be praised ---------------------------------------------------
+def neighbour_hook(a, h, clean_activation, position):
+    """The clean vector copied in at the NEXT position."""
+    return right_hook(a, h, clean_activation, (position + 1) % a.shape[1])
+
+
+# check -> its named mistakes (answer, hint) and at least two wrong answers it has no name for; the census in
+# tests/test_checks_report.py requires an entry for every check in saelab.checks.patching.
+WRONG_ANSWERS = {
+    "check_logit_diff": {"named": LOGIT_DIFF_MISTAKES, "unnamed": [
+        lambda l, p, n: right_metric(l, p, n) + 0.5,
+        lambda l, p, n: l[:, -1][:, p].logsumexp(-1),  # the positive side only
+        lambda l, p, n: 2 * right_metric(l, p, n)]},
+    "check_patch_hook": {"named": PATCH_HOOK_MISTAKES, "unnamed": [
+        neighbour_hook,
+        lambda a, h, clean_activation, position: right_hook(a, h, 2 * clean_activation, position),
+        lambda a, h, clean_activation, position: right_hook(torch.zeros_like(a), h, clean_activation, position)]},
+    "check_latent_attribution": {"named": list(MISTAKES.values()), "unnamed": [
+        lambda *a: 2 * attribution(*a),
+        lambda *a: attribution(*a) + 0.01]},
+}
+
+
+@pytest.mark.parametrize("name, i", [(n, i) for n, w in WRONG_ANSWERS.items() for i in range(len(w["unnamed"]))])
+def test_unnamed_wrong_answers_are_not_praised(name, i, request):
+    check = {"check_logit_diff": check_logit_diff, "check_patch_hook": check_patch_hook,
+             "check_latent_attribution": check_latent_attribution}[name]
+    extra = request.getfixturevalue("setup") if name == "check_latent_attribution" else ()
+    ok, out = says(check, WRONG_ANSWERS[name]["unnamed"][i], *extra)
+    assert ok is False and out.startswith(f"✗ {name}:"), out

@@ -79,3 +79,47 @@ def test_as_float_explains_a_tensor():
     with pytest.raises(ValueError, match="shape"):
         report.as_float(torch.ones(3))
     assert report.as_float(torch.tensor(2.5)) == 2.5
+
+
+# --- the census: every check is fed wrong answers -------------------------------------------------------------
+def all_checks() -> dict[str, list[str]]:
+    """Module name -> the `check_*` functions defined in saelab.checks.<module>."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import saelab.checks
+
+    found = {}
+    for info in pkgutil.iter_modules(saelab.checks.__path__):
+        module = importlib.import_module(f"saelab.checks.{info.name}")
+        names = [name for name, fn in inspect.getmembers(module, inspect.isfunction)
+                 if name.startswith("check_") and fn.__module__ == module.__name__]
+        if names:
+            found[info.name] = sorted(names)
+    return found
+
+
+def wrong_answers_tested_in(module: str) -> dict:
+    """WRONG_ANSWERS of tests/test_checks_<module>.py: check -> {"named": [...], "unnamed": [...]}."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).with_name(f"test_checks_{module}.py")
+    assert path.is_file(), f"saelab/checks/{module}.py has checks but no {path.name}"
+    spec = importlib.util.spec_from_file_location(f"_census_{path.stem}", path)
+    tests = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tests)
+    return getattr(tests, "WRONG_ANSWERS", {})
+
+
+def test_every_check_is_fed_its_named_mistakes_and_two_wrong_answers_it_cannot_name():
+    checks = all_checks()
+    assert {"theory", "evaluation", "circuits"} <= set(checks), checks  # the census does find the checks
+    for module, names in checks.items():
+        tested = wrong_answers_tested_in(module)
+        assert sorted(tested) == names, (f"tests/test_checks_{module}.py: WRONG_ANSWERS covers {sorted(tested)}, "
+                                         f"saelab.checks.{module} has {names}")
+        for name in names:
+            assert len(tested[name]["named"]) >= 1, f"{name}: no named mistake is fed to it"
+            assert len(tested[name]["unnamed"]) >= 2, f"{name}: feed it at least two wrong answers it has no name for"

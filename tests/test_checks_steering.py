@@ -38,7 +38,7 @@ def test_steering_vector_check_says_not_done_for_the_stub(capsys):
     assert verdict(capsys).startswith("… check_steering_vector: not done yet")
 
 
-@pytest.mark.parametrize("wrong, hint", [
+VECTOR_MISTAKES = [
     (lambda sae, latents: None, "returned None"),
     (lambda sae, latents: sae.W_dec[:, latents], "sum them"),
     (lambda sae, latents: sae.W_dec[:, latents].sum(-1) + sae.pre_bias, "pre_bias"),
@@ -46,7 +46,10 @@ def test_steering_vector_check_says_not_done_for_the_stub(capsys):
     (lambda sae, latents: sae.W_dec[:, latents].sum(-1) / sae.W_dec[:, latents].sum(-1).norm(), "normalised"),
     (lambda sae, latents: sae.W_dec[:, latents[0]], "values differ"),
     (lambda sae, latents: 1 / 0, "ZeroDivisionError"),
-])
+]
+
+
+@pytest.mark.parametrize("wrong, hint", VECTOR_MISTAKES)
 def test_steering_vector_check_names_each_mistake(wrong, hint, capsys):
     assert check_steering_vector(wrong) is False
     out = verdict(capsys)
@@ -56,6 +59,10 @@ def test_steering_vector_check_names_each_mistake(wrong, hint, capsys):
 def test_the_old_import_still_works(capsys):
     assert steering.check_steering_vector(lambda sae, latents: sae.W_dec[:, latents].sum(-1)) is True
     assert "correct" in capsys.readouterr().out
+
+
+def test_the_library_passes_the_vector_check_written_out_without_it(capsys):
+    assert check_steering_vector(steering.steering_vector) is True
 
 
 # --- exercise 2: the steering hook ----------------------------------------------------------------------------
@@ -119,7 +126,7 @@ def test_steering_hook_check_says_not_done_for_the_stub(capsys):
     assert verdict(capsys).startswith("… check_steering_hook: not done yet")
 
 
-@pytest.mark.parametrize("wrong, hint", [
+HOOK_MISTAKES = [
     (in_place, "in place"),
     (no_return, "returned None"),
     (batch_axis, "wrong axis"),
@@ -128,7 +135,10 @@ def test_steering_hook_check_says_not_done_for_the_stub(capsys):
     (no_scale, "without multiplying it by `scale`"),
     (normalised, "normalise"),
     (returns_delta, "shape"),
-])
+]
+
+
+@pytest.mark.parametrize("wrong, hint", HOOK_MISTAKES)
 def test_steering_hook_check_names_each_mistake(wrong, hint, capsys):
     assert check_steering_hook(wrong) is False
     out = verdict(capsys)
@@ -231,7 +241,7 @@ def test_steer_check_says_not_done_for_the_stub(model, capsys):
     assert n_hooks(model) == 0
 
 
-@pytest.mark.parametrize("wrong, hint", [
+STEER_MISTAKES = [
     (left_after_error, "when generation fails"),
     (never_removed, "still on the model after the `with` block"),
     (removes_every_hook, "removed hooks that were on the model before"),
@@ -239,7 +249,10 @@ def test_steer_check_says_not_done_for_the_stub(model, capsys):
     (hook_after_yield, "not steered"),
     (not_a_context_manager, "not a context manager"),
     (steer_scaled_twice, "scaled twice"),
-])
+]
+
+
+@pytest.mark.parametrize("wrong, hint", STEER_MISTAKES)
 def test_steer_check_names_each_mistake_and_leaves_the_model_clean(wrong, hint, model, capsys):
     assert check_steer(wrong, model, HOOK) is False
     out = verdict(capsys)
@@ -267,3 +280,44 @@ def test_strict_mode_raises_for_a_wrong_answer(model, monkeypatch):
     with pytest.raises(report.CheckFailed):
         check_steer(never_removed, model, HOOK)
     assert n_hooks(model) == 0
+
+
+# --- wrong answers the checks do not name must not be praised ---------------------------------------------------
+@contextlib.contextmanager
+def steer_backwards(model, hook_name, vector, scale):
+    with model.hooks(fwd_hooks=[(hook_name, steering.steering_hook(vector, -scale))]):
+        yield model
+
+
+@contextlib.contextmanager
+def steer_another_hook(model, hook_name, vector, scale):
+    other = next(name for name in model.hook_dict if name.endswith("hook_resid_post") and name != hook_name)
+    with model.hooks(fwd_hooks=[(other, steering.steering_hook(vector, scale))]):
+        yield model
+
+
+# check -> its named mistakes (answer, hint) and at least two wrong answers it has no name for; the census in
+# tests/test_checks_report.py requires an entry for every check in saelab.checks.steering.
+WRONG_ANSWERS = {
+    "check_steering_vector": {"named": VECTOR_MISTAKES, "unnamed": [
+        lambda sae, latents: sae.W_dec[:, latents].mean(-1),
+        lambda sae, latents: 2 * sae.W_dec[:, latents].sum(-1),
+        lambda sae, latents: sae.W_dec[:, [i + 1 for i in latents]].sum(-1)]},
+    "check_steering_hook": {"named": HOOK_MISTAKES, "unnamed": [
+        lambda a, h, v, s, p=None: right_hook(a, h, -v, s, p),
+        lambda a, h, v, s, p=None: right_hook(a, h, v, s + 1, p)]},
+    "check_steer": {"named": STEER_MISTAKES, "unnamed": [steer_backwards, steer_another_hook]},
+}
+
+
+@pytest.mark.parametrize("name, i", [(n, i) for n, w in WRONG_ANSWERS.items() for i in range(len(w["unnamed"]))])
+def test_unnamed_wrong_answers_are_not_praised(name, i, request, capsys):
+    answer = WRONG_ANSWERS[name]["unnamed"][i]
+    if name == "check_steer":
+        model = request.getfixturevalue("model")
+        assert check_steer(answer, model, HOOK) is False
+        assert n_hooks(model) == 0
+    else:
+        assert {"check_steering_vector": check_steering_vector, "check_steering_hook": check_steering_hook}[name](
+            answer) is False
+    assert verdict(capsys).startswith(f"✗ {name}:")

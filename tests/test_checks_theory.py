@@ -76,7 +76,7 @@ def test_check_topk_says_not_done_for_the_stub(capsys):
     assert verdict(checks.check_topk, topk_stub, capsys=capsys).startswith("… check_topk: not done yet")
 
 
-@pytest.mark.parametrize("fn, hint", [
+TOPK_MISTAKES = [
     (topk_no_relu, "forgot the ReLU after TopK"),
     (topk_smallest, "SMALLEST"),
     (topk_wrong_axis, "wrong axis"),
@@ -85,7 +85,10 @@ def test_check_topk_says_not_done_for_the_stub(capsys):
     (topk_values_only, "scatter them back"),
     (topk_tuple, "tuple"),
     (topk_no_return, "forget to `return`"),
-])
+]
+
+
+@pytest.mark.parametrize("fn, hint", TOPK_MISTAKES)
 def test_check_topk_names_each_mistake(capsys, fn, hint):
     out = verdict(checks.check_topk, fn, capsys=capsys)
     assert out.startswith("✗ check_topk: ") and hint in out, out
@@ -283,24 +286,30 @@ def test_check_l0_and_fvu_say_not_done_for_stubs(capsys):
     assert out[0].startswith("… check_l0: not done yet") and out[1].startswith("… check_fvu: not done yet")
 
 
-@pytest.mark.parametrize("fn, hint", [
+L0_MISTAKES = [
     (lambda c: (c != 0).sum(), "divide by the number of rows"),
     (lambda c: (c != 0).sum(0).float().mean(), "wrong axis"),
     (lambda c: (c != 0).float().mean(), "fraction of non-zero entries"),
     (lambda c: c.sum(-1).mean(), "L1"),
     (lambda c: (c != 0).sum(-1).float(), "one number"),
-])
+]
+
+
+@pytest.mark.parametrize("fn, hint", L0_MISTAKES)
 def test_check_l0_names_each_mistake(capsys, fn, hint):
     out = verdict(checks.check_l0, fn, capsys=capsys)
     assert out.startswith("✗ check_l0: ") and hint in out, out
 
 
-@pytest.mark.parametrize("fn, hint", [
+FVU_MISTAKES = [
     (lambda x, xh: ((x - xh) ** 2).sum() / (x ** 2).sum(), "variance around the mean"),
     (lambda x, xh: 1 - right_fvu(x, xh), "EXPLAINED"),
     (lambda x, xh: ((x - xh) ** 2).sum() / ((x - x.mean()) ** 2).sum(), "wrong axis"),
     (lambda x, xh: ((x - xh) ** 2).sum(-1) / ((x - x.mean(0)) ** 2).sum(-1), "one number"),
-])
+]
+
+
+@pytest.mark.parametrize("fn, hint", FVU_MISTAKES)
 def test_check_fvu_names_each_mistake(capsys, fn, hint):
     out = verdict(checks.check_fvu, fn, capsys=capsys)
     assert out.startswith("✗ check_fvu: ") and hint in out, out
@@ -321,3 +330,76 @@ def test_in_strict_mode_a_wrong_answer_raises_and_a_stub_goes_on(monkeypatch, ca
     assert checks.check_sae_forward(forward_stub) is False  # the notebook's stub cell runs before its solution
     assert capsys.readouterr().out.splitlines()[-1].startswith("… check_sae_forward: not done yet")
     assert checks.check_sae_forward(right_forward) is True
+
+
+def test_check_l0_and_fvu_pass_on_each_named_mistake(capsys):
+    for (l0_fn, hint), fvu_fn in ((L0_MISTAKES[1], right_fvu), (FVU_MISTAKES[0], None)):
+        args = (l0_fn, right_fvu) if fvu_fn else (right_l0, l0_fn)
+        assert checks.check_l0_and_fvu(*args) is False
+        out = capsys.readouterr().out
+        assert "✗ check_" in out and hint in out, out
+
+
+# --- the checks' references are not the library a solution calls --------------------------------------------
+def broken_decode(self, latents, info=None):
+    """SAE.decode with a bug: pre_bias added twice."""
+    return self.decoder(latents) + 2 * self.pre_bias
+
+
+def test_a_broken_sae_decode_does_not_pass_the_checks_of_solutions_that_call_it(monkeypatch, capsys):
+    from saelab.sae import SAE
+    monkeypatch.setattr(SAE, "decode", broken_decode)
+    assert verdict(checks.check_sae_loss, right_loss, capsys=capsys).startswith("✗ check_sae_loss:")
+    assert verdict(checks.check_sae_forward, lambda sae, x: sae(x), capsys=capsys).startswith("✗ check_sae_forward")
+    # a solution written from the weights still passes: the reference does not use SAE.decode either
+    assert verdict(checks.check_sae_forward, right_forward, capsys=capsys).startswith("✓")
+
+
+def test_the_library_passes_the_checks_written_out_without_it(capsys):
+    """The references are written out in the checks; the library computes the same thing."""
+    from saelab import metrics
+    from saelab.sae import topk_activation
+    assert checks.check_topk(lambda pre, k: topk_activation(pre, min(k, pre.shape[-1])))
+    assert checks.check_sae_forward(lambda sae, x: sae(x)) and checks.check_sae_loss(right_loss)
+    assert checks.check_l0_and_fvu(metrics.l0, metrics.fraction_variance_unexplained)
+
+
+# --- wrong answers the checks do not name must not be praised ---------------------------------------------------
+def loss_parts(sae, x):
+    pre, latents, x_hat = sae(x)
+    return ((x - x_hat) ** 2).sum(-1).mean(), latents.abs().sum(-1).mean()
+
+
+# check -> its named mistakes (answer, hint) and at least two wrong answers it has no name for; the census in
+# tests/test_checks_report.py requires an entry for every check in saelab.checks.theory.
+WRONG_ANSWERS = {
+    "check_topk": {"named": TOPK_MISTAKES, "unnamed": [
+        lambda p, k: 2 * right_topk(p, k),  # the values doubled
+        lambda p, k: right_topk(p, max(k - 1, 1)),  # one latent too few
+        lambda p, k: torch.zeros_like(p)]},
+    "check_sae_forward": {"named": list(FORWARD_MISTAKES.values()), "unnamed": [
+        lambda sae, x: tuple(t * 1.01 for t in right_forward(sae, x)),
+        lambda sae, x: (right_forward(sae, x)[0], right_forward(sae, x)[1].flip(-1), right_forward(sae, x)[2]),
+        lambda sae, x: (lambda p, c, xh: (p, c, xh + 0.1))(*right_forward(sae, x))]},
+    "check_sae_loss": {"named": list(LOSS_MISTAKES.values()), "unnamed": [
+        lambda s, x, a: 1.5 * right_loss(s, x, a),
+        lambda s, x, a: loss_parts(s, x)[0] + a * loss_parts(s, x)[1] / 2,
+        lambda s, x, a: loss_parts(s, x)[0].sqrt() + a * loss_parts(s, x)[1]]},
+    "check_l0": {"named": L0_MISTAKES, "unnamed": [
+        lambda c: right_l0(c) + 1,
+        lambda c: (c > 0.5).sum(-1).float().mean()]},
+    "check_fvu": {"named": FVU_MISTAKES, "unnamed": [
+        lambda x, xh: 2 * right_fvu(x, xh),
+        lambda x, xh: ((x - xh) ** 2).mean()]},
+    "check_l0_and_fvu": {"named": [L0_MISTAKES[1], FVU_MISTAKES[0]], "unnamed": [
+        (lambda c: right_l0(c) + 1, right_fvu),
+        (right_l0, lambda x, xh: 2 * right_fvu(x, xh))]},
+}
+
+
+@pytest.mark.parametrize("name, i", [(n, i) for n, w in WRONG_ANSWERS.items() for i in range(len(w["unnamed"]))])
+def test_unnamed_wrong_answers_are_not_praised(name, i, capsys):
+    answer = WRONG_ANSWERS[name]["unnamed"][i]
+    assert getattr(checks, name)(*(answer if isinstance(answer, tuple) else (answer,))) is False
+    out = capsys.readouterr().out
+    assert "✗ check_" in out and "not done" not in out, out

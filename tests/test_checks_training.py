@@ -1,4 +1,6 @@
 """Notebook 05's exercise checks: each right answer passes, each usual mistake gets its hint, a stub is 'not done yet'."""
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -46,7 +48,7 @@ def stub_hook(sae):
     raise NotImplementedError
 
 
-@pytest.mark.parametrize("wrong, hint", [
+SPLICE_MISTAKES = [
     (lambda sae: (lambda a, hook: None), "returned None"),
     (lambda sae: (lambda a, hook: a), "unchanged"),
     (lambda sae: (lambda a, hook: sae.reconstruct(a)), "BOS"),
@@ -55,7 +57,10 @@ def stub_hook(sae):
     (lambda sae: None, "return a function"),
     (in_place_hook, "in place"),
     (no_bias_hook, "pre_bias"),
-])
+]
+
+
+@pytest.mark.parametrize("wrong, hint", SPLICE_MISTAKES)
 def test_check_splice_hook_names_each_mistake(wrong, hint, capsys):
     ok, out = verdict(check_splice_hook, wrong, capsys)
     assert not ok and out.startswith("✗ check_splice_hook:") and hint in out
@@ -101,7 +106,7 @@ def stub_step(sae, optimizer, x, l1_coef):
     raise NotImplementedError
 
 
-@pytest.mark.parametrize("mistake, hint", [
+STEP_MISTAKES = [
     (dict(renorm=False), "forgot to renormalise"),
     (dict(l1_on=lambda pre, lat: pre.abs().sum(-1).mean()), "pre-activations"),
     (dict(l1_on=lambda pre, lat: lat.sum(0).mean()), "wrong axis"),
@@ -112,7 +117,10 @@ def stub_step(sae, optimizer, x, l1_coef):
     (dict(zero_grad=False), "zero_grad"),
     (dict(update=False), "optimizer.step()"),
     (dict(in_place=True), "in place"),
-])
+]
+
+
+@pytest.mark.parametrize("mistake, hint", STEP_MISTAKES)
 def test_check_training_step_names_each_mistake(mistake, hint, capsys):
     ok, out = verdict(check_training_step, lambda *a: step(*a, **mistake), capsys)
     assert not ok and out.startswith("✗ check_training_step:") and hint in out, out
@@ -170,7 +178,7 @@ def stub_resample(sae, dead, x, seed):
     raise NotImplementedError
 
 
-@pytest.mark.parametrize("mistake, hint", [
+RESAMPLE_MISTAKES = [
     (dict(probs_of=lambda x, x_hat, sae: torch.ones(len(x))), "uniformly"),
     (dict(probs_of=lambda x, x_hat, sae: (x - x_hat).norm(dim=-1)), "SQUARED"),
     (dict(probs_of=lambda x, x_hat, sae: (x - x_hat + sae.pre_bias).pow(2).sum(-1)), "missing bias"),
@@ -182,7 +190,10 @@ def stub_resample(sae, dead, x, seed):
     (dict(counter=False), "counter"),
     (dict(live_too=True), "live latents"),
     (dict(in_place=True), "in place"),
-])
+]
+
+
+@pytest.mark.parametrize("mistake, hint", RESAMPLE_MISTAKES)
 def test_check_resample_high_loss_names_each_mistake(mistake, hint, capsys):
     ok, out = verdict(check_resample_high_loss, lambda *a: resample(*a, **mistake), capsys)
     assert not ok and out.startswith("✗ check_resample_high_loss:") and hint in out, out
@@ -209,3 +220,73 @@ def test_strict_mode_raises_for_a_wrong_answer_but_not_for_the_stub(monkeypatch,
     assert check_resample_high_loss(stub_resample) is False
     assert "not done yet" in capsys.readouterr().out
     assert check_resample_high_loss(resample) is True
+
+
+# --- the checks' references are written out; the library computes the same -------------------------------------
+def test_the_library_passes_the_checks_written_out_without_it(capsys):
+    from saelab.training import resample_dead_latents
+    assert check_resample_high_loss(lambda sae, dead, x, seed: resample_dead_latents(sae, None, dead, x, "high_loss",
+                                                                                     seed)) is True
+    assert check_splice_hook(right_hook) is True  # it calls sae.reconstruct
+
+
+def test_the_training_step_reference_is_what_train_sae_does():
+    from saelab.checks.training import manual_step_losses
+    from saelab.sae import SAE
+    from saelab.training import train_sae
+    g = torch.Generator().manual_seed(0)
+    x, sae = torch.randn(16, 8, generator=g) * 2, SAE(8, 32)
+    with torch.no_grad():
+        for p in sae.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    ref = copy.deepcopy(sae)
+    history = train_sae(sae, x, n_steps=3, batch_size=16, lr=1e-2, l1_coef=0.3, init=False, log_every=1,
+                        ortho_every=None, precision="fp32", num_threads=1)
+    assert history.loss == pytest.approx(manual_step_losses(ref, x, 0.3, 1e-2, 3), rel=1e-5)
+    for p, q in zip(sae.parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+# --- wrong answers the checks do not name must not be praised ---------------------------------------------------
+def halfway_hook(sae):
+    def hook_fn(activation, hook):
+        out = 0.5 * (activation + sae.reconstruct(activation))
+        out[:, 0] = activation[:, 0]
+        return out
+    return hook_fn
+
+
+def sgd_step(sae, optimizer, x, l1_coef):
+    """The loss right, but a plain gradient step of its own instead of optimizer.step()."""
+    optimizer.zero_grad()
+    latents = F.relu(sae.encode_pre_act(x))
+    loss = (sae.decoder(latents) + sae.pre_bias - x).pow(2).sum(-1).mean() + l1_coef * latents.sum(-1).mean()
+    loss.backward()
+    with torch.no_grad():
+        for p in sae.parameters():
+            p -= 1e-2 * p.grad
+        sae.decoder.weight.div_(sae.decoder.weight.norm(dim=0, keepdim=True))
+    return loss.item()
+
+
+# check -> its named mistakes (answer, hint) and at least two wrong answers it has no name for; the census in
+# tests/test_checks_report.py requires an entry for every check in saelab.checks.training.
+WRONG_ANSWERS = {
+    "check_splice_hook": {"named": SPLICE_MISTAKES, "unnamed": [
+        halfway_hook,
+        lambda sae: (lambda a, hook: right_hook(sae)(2 * a, hook) / 2)]},
+    "check_training_step": {"named": STEP_MISTAKES, "unnamed": [
+        lambda sae, optimizer, x, l1_coef: step(sae, optimizer, x, 2 * l1_coef),
+        sgd_step]},
+    "check_resample_high_loss": {"named": RESAMPLE_MISTAKES, "unnamed": [
+        lambda *a: resample(*a, direction_of=lambda xp, sae: -F.normalize(xp - sae.pre_bias, dim=-1)),
+        lambda sae, dead, x, seed: resample(sae, dead, x, seed + 1)]},
+}
+
+
+@pytest.mark.parametrize("name, i", [(n, i) for n, w in WRONG_ANSWERS.items() for i in range(len(w["unnamed"]))])
+def test_unnamed_wrong_answers_are_not_praised(name, i, capsys):
+    check = {"check_splice_hook": check_splice_hook, "check_training_step": check_training_step,
+             "check_resample_high_loss": check_resample_high_loss}[name]
+    ok, out = verdict(check, WRONG_ANSWERS[name]["unnamed"][i], capsys)
+    assert not ok and out.startswith(f"✗ {name}:"), out
