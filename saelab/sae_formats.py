@@ -2,15 +2,18 @@
 
 A folder with two files:
     cfg.json                 {"architecture": "jumprelu" | "gated", "d_in", "d_sae", "dtype", "device",
-                              "hook_name", "apply_b_dec_to_input": true, "normalize_activations": "none" | "layer_norm",
-                              "saelab": {"architecture", "k", "prefixes", "normalize", "format_version"}}
+                              "hook_name" (only when the SAE has one), "apply_b_dec_to_input": true,
+                              "normalize_activations": "none" | "layer_norm",
+                              "saelab": {"architecture", "normalize", "format_version", "k", "prefixes"}}
     sae_weights.safetensors  W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in]
                              + threshold [d_sae]            (jumprelu, batchtopk, matryoshka)
                              + b_gate, r_mag, b_mag [d_sae]  (gated; b_gate replaces b_enc)
 BatchTopK and Matryoshka run at inference as a JumpReLU with one threshold for every latent, so SAELens reads
 them as "jumprelu" (as SAELens itself saves its BatchTopK SAEs); saelab reads the "saelab" block to rebuild the
-original architecture. This layout follows SAELens's published field names; it was not tested against SAELens
-itself, which this course does not install.
+original architecture. No field is ever null: SAELens's loader reads "hook_name" as a string (a null one raised a
+TypeError in SAELens 6.54), so an SAE without a hook (trained on toy data) leaves the field out, and the "saelab"
+block leaves out what does not apply (k, prefixes). SAELens 6.54 was seen to open these folders and encode and
+decode as saelab does; the course does not install it, so the tests check the fields and their types instead.
 """
 from __future__ import annotations
 
@@ -75,6 +78,9 @@ def save_saelens(sae: "SAE", path: str | os.PathLike) -> Path:
             "normalize": sae.normalize,
         },
     }
+    # no nulls: other readers take each field as its documented type (SAELens: hook_name is a string)
+    cfg = {key: value for key, value in cfg.items() if value is not None}
+    cfg["saelab"] = {key: value for key, value in cfg["saelab"].items() if value is not None}
     with atomic_path(path / WEIGHTS) as tmp:
         save_file(saelens_tensors(sae), str(tmp))
     with atomic_path(path / CFG) as tmp:
