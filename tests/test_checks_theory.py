@@ -332,12 +332,15 @@ def test_in_strict_mode_a_wrong_answer_raises_and_a_stub_goes_on(monkeypatch, ca
     assert checks.check_sae_forward(right_forward) is True
 
 
-def test_check_l0_and_fvu_pass_on_each_named_mistake(capsys):
-    for (l0_fn, hint), fvu_fn in ((L0_MISTAKES[1], right_fvu), (FVU_MISTAKES[0], None)):
-        args = (l0_fn, right_fvu) if fvu_fn else (right_l0, l0_fn)
-        assert checks.check_l0_and_fvu(*args) is False
-        out = capsys.readouterr().out
-        assert "✗ check_" in out and hint in out, out
+L0_AND_FVU_MISTAKES = [((L0_MISTAKES[1][0], right_fvu), L0_MISTAKES[1][1]),
+                       ((right_l0, FVU_MISTAKES[0][0]), FVU_MISTAKES[0][1])]
+
+
+@pytest.mark.parametrize("fns, hint", L0_AND_FVU_MISTAKES)
+def test_check_l0_and_fvu_name_the_mistake_in_either_function(capsys, fns, hint):
+    assert checks.check_l0_and_fvu(*fns) is False
+    out = capsys.readouterr().out
+    assert "✗ check_" in out and hint in out, out
 
 
 # --- the checks' references are not the library a solution calls --------------------------------------------
@@ -391,7 +394,7 @@ WRONG_ANSWERS = {
     "check_fvu": {"named": FVU_MISTAKES, "unnamed": [
         lambda x, xh: 2 * right_fvu(x, xh),
         lambda x, xh: ((x - xh) ** 2).mean()]},
-    "check_l0_and_fvu": {"named": [L0_MISTAKES[1], FVU_MISTAKES[0]], "unnamed": [
+    "check_l0_and_fvu": {"named": L0_AND_FVU_MISTAKES, "unnamed": [
         (lambda c: right_l0(c) + 1, right_fvu),
         (right_l0, lambda x, xh: 2 * right_fvu(x, xh))]},
 }

@@ -33,7 +33,7 @@ def _close(got: Any, want: torch.Tensor, atol: float = 1e-5) -> bool:
 
 def _show(t: torch.Tensor) -> str:
     """A small tensor as a rounded list, a large one by its shape."""
-    return str([[round(v, 3) for v in row] for row in t.tolist()]) if t.numel() <= 12 else f"a {list(t.shape)} tensor"
+    return str([[round(v, 3) for v in row] for row in t.tolist()]) if t.numel() <= 16 else f"a {list(t.shape)} tensor"
 
 
 def _tensor_problem(got: Any, want: torch.Tensor, what: str) -> str | None:
