@@ -21,6 +21,7 @@ NOTEBOOKS = ROOT / "notebooks"
 
 _REGISTERED: dict[str, dict[str, str]] = {}
 _RESULTS: dict[str, dict] = {}
+_FAILED: dict[str, BaseException] = {}  # a notebook that failed once is not run again for each of its tests
 
 COUNT_FIGURES = """\
 import matplotlib.figure as _saelab_mfig
@@ -73,7 +74,20 @@ def solution_failures(nb: nbformat.NotebookNode) -> list[str]:
 
 def notebook_values(name: str) -> dict:
     """Run notebook `name` offline (once per session); return its registered values plus figure counts."""
+    if name in _FAILED:
+        raise _FAILED[name]
     if name not in _RESULTS:
+        try:
+            _RESULTS[name] = _run(name)
+        except BaseException as err:
+            _FAILED[name] = err
+            raise
+    return _RESULTS[name]
+
+
+def _run(name: str) -> dict:
+    """Execute notebook `name` with the probe cells; return its values."""
+    if True:
         wanted = dict(_REGISTERED.get(name, {}))
         wanted["__figures_created__"] = "_saelab_figures_created[0]"
         nb = nbformat.read(NOTEBOOKS / name, as_version=4)
@@ -87,12 +101,12 @@ def notebook_values(name: str) -> dict:
             del os.environ["MPLBACKEND"]
         NotebookClient(nb, timeout=900, kernel_name="python3",
                        resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
-        text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
+        text = "".join(o.get("text", "") for o in nb.cells[-1].outputs  # stdout only: a warning goes to stderr
+                       if o.get("output_type") == "stream" and o.get("name") == "stdout")
         values = json.loads(text.split("@@VALUES@@", 1)[1])
         nb.cells.pop()
         nb.cells.pop(0)
         values["__images__"] = count_images(nb)
         values["__solution_failures__"] = solution_failures(nb)
         values["__solutions__"] = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.startswith(SOLUTION))
-        _RESULTS[name] = values
-    return _RESULTS[name]
+        return values
