@@ -2,7 +2,8 @@
 
 Runs natively and on a second CPU code path with another seed offset (see the Makefile's `claims-second-path`).
 Every comparison in the notebook runs N_SEEDS seeds per arm; a sentence that claims a difference is checked
-against the notebook's own verdict (every seed agrees), never against one run's value.
+against the notebook's own verdict (notebook 01's rule: the arms' ranges do not overlap), never against one run's
+value, and stands only if it passes in every run of the claims sweep (tests/claims/SWEEP.md).
 """
 from __future__ import annotations
 
@@ -49,11 +50,6 @@ COLUMN = {"dead_fraction": 2, "fvu": 3, "l0": 4}
 def arm(rows, name, key):
     """One arm's values of `key`, in seed order."""
     return [r[COLUMN[key]] for r in sorted(rows, key=lambda r: r[1]) if r[0] == name]
-
-
-def paired(rows, base, other, key):
-    """Per-seed differences other - base."""
-    return [o - b for o, b in zip(arm(rows, other, key), arm(rows, base, key))]
 
 
 def size(nb05, expansion, column):
@@ -109,21 +105,23 @@ def test_05_resampling_more_die_under_l1(nb05):
 
 
 def test_05_resampling_8x_fewer_dead_in_every_seed(nb05):
-    """'in every seed "high_loss" ends with far fewer dead latents than no resampling' (8x)."""
+    """'every seed of "high_loss" ends with far fewer dead latents than any seed without resampling' (8x)."""
     assert nb05["verdict_8x"]["dead_fraction"] == "lower"
-    assert max(paired(nb05["rows_8x"], "no resampling", "high_loss", "dead_fraction")) < -0.2
+    rows = nb05["rows_8x"]
+    assert max(arm(rows, "high_loss", "dead_fraction")) < min(arm(rows, "no resampling", "dead_fraction")) - 0.2
 
 
 def test_05_resampling_8x_l0_higher_and_fvu_clearly_worse_soon_after(nb05):
-    """'the revived latents still fire on many tokens (L0 several times higher) and FVU is clearly worse in every seed'."""
+    """'the revived latents still fire on many tokens (L0 several times higher) and FVU is clearly worse'."""
     assert nb05["verdict_8x"]["fvu"] == "higher"
     rows = nb05["rows_8x"]
     assert min(arm(rows, "high_loss", "l0")) > 3 * max(arm(rows, "no resampling", "l0"))
 
 
-def test_05_resampling_1x_high_loss_fewer_dead_in_every_seed(nb05):
-    """'Resampling lowered the dead fraction wherever we tried it with "high_loss" (every seed, ... at 1x ...)'."""
-    assert nb05["verdict_1x"]["dead_fraction"] == "lower"
+def test_05_resampling_1x_never_leaves_more_dead(nb05):
+    """'At 1x the difference sits near the seed spread ... in none of our runs did resampling leave more latents dead
+    there' (the verdict is printed, not named: on an AVX-512 CPU's second path it was 'no clear difference')."""
+    assert nb05["verdict_1x"]["dead_fraction"] in ("lower", "no clear difference")
 
 
 def test_05_resampling_1x_reinit_does_not_lower_the_dead_fraction(nb05):
@@ -131,21 +129,17 @@ def test_05_resampling_1x_reinit_does_not_lower_the_dead_fraction(nb05):
     assert nb05["verdict_1x_reinit"]["dead_fraction"] in ("higher", "no clear difference")
 
 
-def test_05_resampling_1x_high_loss_fvu_the_same_or_a_little_lower(nb05):
-    """'at 1x FVU is the same or a little lower with "high_loss" (a change of a few percent, at the edge of the seed
-    spread)'."""
-    assert nb05["verdict_1x"]["fvu"] in ("lower", "no clear difference")
-    rows = nb05["rows_1x"]
-    ratios = [o / b for o, b in zip(arm(rows, "high_loss", "fvu"), arm(rows, "no resampling", "fvu"))]
-    assert all(0.9 < r < 1.02 for r in ratios)
+def test_05_resampling_1x_fvu_within_a_tenth_seed_for_seed(nb05):
+    """'at 1x and for TopK, FVU with "high_loss" stays within a tenth of FVU without it, seed for seed'."""
+    for key, name in (("rows_1x", "1x"), ("rows_topk", "TopK")):
+        rows = nb05[key]
+        ratios = [o / b for o, b in zip(arm(rows, "high_loss", "fvu"), arm(rows, "no resampling", "fvu"))]
+        assert len(ratios) == nb05["n_seeds"] and all(0.9 < r < 1.1 for r in ratios), (name, ratios)
 
 
-def test_05_resampling_topk_fewer_dead_but_slightly_higher_fvu(nb05):
-    """TopK: fewer dead latents with "high_loss" in every seed, and 'for TopK it [FVU] is slightly higher with
-    resampling in every seed' (summary: 'slightly worse for TopK')."""
-    assert nb05["verdict_topk"] == {"dead_fraction": "lower", "fvu": "higher"}
-    rows = nb05["rows_topk"]
-    assert max(o / b for o, b in zip(arm(rows, "high_loss", "fvu"), arm(rows, "no resampling", "fvu"))) < 1.25
+def test_05_resampling_topk_clearly_fewer_dead(nb05):
+    """'"high_loss" resampling clearly lowered the dead fraction at 8x and for TopK'."""
+    assert nb05["verdict_topk"]["dead_fraction"] == "lower"
 
 
 # --- section 4 ---------------------------------------------------------------------------------------------------
@@ -173,11 +167,11 @@ def test_05_sweep_matched_l0(nb05):
     assert all(15 <= r[7] <= 16 for r in nb05["sweep"])
 
 
-def test_05_sweep_8x_lower_fvu_than_1x_in_every_seed_by_about_a_fifth(nb05):
-    """'FVU at 8x is lower than at 1x in every seed, by about a fifth'."""
+def test_05_sweep_8x_mean_fvu_within_a_third_of_1x(nb05):
+    """'the mean FVU at 8x lies within a third of the mean at 1x' (no direction claimed: on an AVX-512 CPU the
+    ranges overlapped, 8x 0.0055-0.0074 vs 1x 0.0073-0.0076)."""
     one, eight = size(nb05, 1, 2), size(nb05, 8, 2)
-    assert max(eight) < min(one)
-    assert 0.08 < 1 - (sum(eight) / sum(one)) < 0.35
+    assert abs(sum(eight) / sum(one) - 1) < 1 / 3
 
 
 def test_05_sweep_dead_fraction_climbs_in_every_seed(nb05):
