@@ -168,6 +168,7 @@ def sweep(notebooks: list[str], n_runs: int, cores: int) -> None:
         for proc in [p for p in running if p.poll() is not None]:
             running.remove(proc)
             print(finish(proc), flush=True)
+            write_report(notebooks)  # after every run, so a sweep cut short still leaves its report
 
 
 # --- reporting -------------------------------------------------------------------------------------------------
@@ -261,7 +262,8 @@ def write_report(swept: list[str]) -> None:
 def main() -> int:
     wanted = [w.strip() for w in os.environ.get("NOTEBOOKS", "").replace(" ", ",").split(",") if w.strip()]
     names = notebook_names()
-    notebooks = [nb for nb in names if not wanted or nb[:2] in wanted or nb in wanted]
+    # in the order given (cheap notebooks first lets their sections land early), else the course's order
+    notebooks = [nb for w in wanted for nb in names if w in (nb[:2], nb)] if wanted else names
     if wanted and not notebooks:
         print(f"NOTEBOOKS={os.environ['NOTEBOOKS']!r} names no notebook; use the numbers, e.g. NOTEBOOKS=05,06",
               file=sys.stderr)
