@@ -14,7 +14,7 @@ STRICT  := SAELAB_CHECKS_STRICT=1
 SECOND_PATH := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2
 SECOND_RUN  := $(SECOND_PATH) SAELAB_SEED=1000 OMP_NUM_THREADS=1
 
-.PHONY: course test unit claims-second-path claims-sweep notebooks notebooks-online lab bench browser clean
+.PHONY: course test unit claims-second-path claims-sweep notebooks notebooks-online lab bench browser classroom clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,8 +60,9 @@ notebooks: $(STAMP)
 # random weights in a Hugging Face cache (HF_HUB_OFFLINE=1), SAEs served on 127.0.0.1 (SAELAB_OPENAI_SAE_URL),
 # a local text set (SAELAB_TEXTS), a fresh SAELAB_CACHE under build/, SAELAB_OFFLINE unset and
 # SAELAB_BUDGET=smoke. Built once under build/standin/ (~2 GB, ~1.5 min), then reused.
-# The run happens inside a 2 GiB memory cgroup (Binder's limit) where the machine allows one (root + a cgroup memory
-# controller; elsewhere a loud SKIPPED line says why and the run goes on unlimited): it prints each notebook's time
+# The run happens inside a 2 GiB memory cgroup (Binder's limit). As root with a cgroup memory controller a cgroup that
+# cannot be created fails the run; only where none can exist (not root, no controller) a loud SKIPPED line says why
+# and the run goes on unlimited: it prints each notebook's time
 # and peak memory, and fails on an OOM kill or a kernel above 1.8 GB.
 notebooks-online: $(STAMP)
 	$(STRICT) SAELAB_REQUIRE_ONLINE=1 $(BIN)/python -m tests.standin run --budget smoke -- \
@@ -74,6 +75,12 @@ notebooks-online: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks
+
+# Classroom kit, offline, after `make course` (its figures): reveal.js slides with speaker notes, student and
+# solutions editions, a teacher's guide page per notebook, an index -> build/classroom/index.html.
+# reveal.js and MathJax are local copies from PyPI packages of the dev extra, never a CDN.
+classroom: $(STAMP)
+	$(BIN)/python -m saelab.classroom.build
 
 # Real browser: JupyterLab + Debian's headless Chromium (never a browser download); screenshots in build/.
 # Without Chromium it is installed wherever apt-get can (root or sudo), and a failed install fails the target.

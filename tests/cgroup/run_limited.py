@@ -8,8 +8,9 @@ it prints, for each Jupyter kernel (= notebook, in the order nbval runs them), i
 memory (VmHWM), the cgroup's peak while it ran (all processes + page cache), and the kernel's OOM kills. It fails
 when the command fails, when the kernel OOM-killed anything, or when a kernel's peak passes `--max-kernel-peak`.
 
-Creating a cgroup needs root and a cgroup memory controller. Where that is impossible the command still runs, once,
-WITHOUT a limit, and a loud SKIPPED line (first and last) says why.
+Creating a cgroup needs root and a cgroup memory controller. As root with a controller mounted, a cgroup that cannot
+be created fails the run (the check must not silently vanish). Where none can exist (not root, or no controller) the
+command still runs, once, WITHOUT a limit, and a loud SKIPPED line (first and last) says why.
 """
 from __future__ import annotations
 
@@ -117,6 +118,23 @@ def _own_cgroup_paths(proc_cgroup: Path = Path("/proc/self/cgroup")) -> tuple[st
         elif "memory" in controllers.split(","):
             v1 = path
     return v2, v1
+
+
+def memory_controller(root: Path = Path("/sys/fs/cgroup")) -> str | None:
+    """Where a cgroup memory controller is mounted (v1 `memory/` or v2 with "memory" listed), or None."""
+    if (root / "memory" / "memory.limit_in_bytes").is_file():
+        return f"cgroup v1 at {root / 'memory'}"
+    for mount in (root, root / "unified"):
+        controllers = mount / "cgroup.controllers"
+        if controllers.is_file() and "memory" in controllers.read_text().split():
+            return f"cgroup v2 at {mount}"
+    return None
+
+
+def must_limit(root: Path = Path("/sys/fs/cgroup")) -> str | None:
+    """Why a cgroup must be possible here (root, and a memory controller present), or None where none can exist."""
+    where = memory_controller(root)
+    return f"running as root with a {where}" if os.geteuid() == 0 and where else None
 
 
 def create_cgroup(limit: int, root: Path = Path("/sys/fs/cgroup")) -> tuple[Cgroup | None, str]:
@@ -236,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give the command after --, e.g. -- python -m pytest --nbval-lax notebooks")
 
     cgroup, where = create_cgroup(args.limit)
+    if cgroup is None and (reason := must_limit()):
+        print(f"run_limited: FAILED: a {gb(args.limit)} memory cgroup should be possible here ({reason}), but "
+              f"creating it failed: {where}. Fix the cgroup set-up (or run as a user without the controller).",
+              file=sys.stderr, flush=True)
+        return 1
     if cgroup is None:
         skipped = (f"SKIPPED: the {gb(args.limit)} memory-limit check cannot run on this machine ({where}); "
                    "the command runs once WITHOUT a memory limit.")

@@ -19,6 +19,7 @@ def limited(*args: str) -> subprocess.CompletedProcess:
 def cgroup_or_skip():
     cgroup, why = run_limited.create_cgroup(256 * 2**20)
     if cgroup is None:
+        assert not run_limited.must_limit(), f"root with a memory controller, yet no cgroup: {why}"
         pytest.skip(f"SKIPPED LOUDLY: cannot create a memory cgroup on this machine ({why}); the 2 GiB run of the "
                     "online notebooks runs without a limit here")
     cgroup.remove()
@@ -55,3 +56,28 @@ def test_a_kernel_above_the_bound_fails_the_run():
                    "ipykernel_launcher")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "kernel 1 peaked at" in done.stdout and "FAILED" in done.stdout
+
+
+def test_a_cgroup_that_should_be_possible_but_fails_fails_the_run(monkeypatch, capsys):
+    """As root with a memory controller, a cgroup that cannot be created fails the run instead of skipping."""
+    monkeypatch.setattr(run_limited, "create_cgroup", lambda limit: (None, "mkdir: permission denied"))
+    monkeypatch.setattr(run_limited, "must_limit", lambda: "running as root with a cgroup v1 at /sys/fs/cgroup/memory")
+    assert run_limited.main(["--limit", "1G", "--", sys.executable, "-c", "print('ran')"]) == 1
+    assert "FAILED" in capsys.readouterr().err
+
+
+def test_where_no_cgroup_can_exist_the_run_goes_on_and_says_why(monkeypatch, capsys):
+    monkeypatch.setattr(run_limited, "create_cgroup", lambda limit: (None, "not root (creating a cgroup needs root)"))
+    monkeypatch.setattr(run_limited, "must_limit", lambda: None)
+    assert run_limited.main(["--limit", "1G", "--", sys.executable, "-c", "pass"]) == 0
+    assert "SKIPPED" in capsys.readouterr().out
+
+
+def test_memory_controller_found_in_v1_and_v2_layouts(tmp_path):
+    assert run_limited.memory_controller(tmp_path) is None
+    (tmp_path / "cgroup.controllers").write_text("cpu io memory pids\n")
+    assert "v2" in run_limited.memory_controller(tmp_path)
+    v1 = tmp_path / "v1"
+    (v1 / "memory").mkdir(parents=True)
+    (v1 / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    assert "v1" in run_limited.memory_controller(v1)
