@@ -373,6 +373,57 @@ def drive_05(page, panel, name):
     assert after.images, f"{name}: the finished run shows no plot"
 
 
+def card_numbers(view: PanelView) -> dict[str, float]:
+    """The metric card's rows (name -> value) from notebook 06's panel; its title line is left out."""
+    rows = {}
+    for table in view.tables:
+        for line in table.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 2:
+                try:
+                    rows[parts[0].strip()] = float(parts[1])
+                except ValueError:
+                    pass
+    return rows
+
+
+def drive_06(page, panel, name):
+    """A larger k, then Train: the card's L0 follows the slider (it rises), not just its title; then another
+    architecture: a card with other numbers."""
+    before = card_numbers(panel_view(panel))
+    assert "L0" in before and "FVU" in before, f"{name}: the panel shows no metric card: {before}"
+    k = move_slider(page, panel, "k", "ArrowRight", presses=2)
+    click(panel, "Train")
+    after_view = wait_for(page, panel, lambda v: card_numbers(v) and card_numbers(v) != before and f"= {k}" in v.text
+                          + "".join(v.tables), 300, f"{name}: after moving 'k' and pressing 'Train'")
+    after = card_numbers(after_view)
+    assert after["L0"] > before["L0"] + 0.5, f"{name}: k {k} but L0 {before['L0']:.2f} -> {after['L0']:.2f}"
+    panel.locator("select").first.select_option("topk")
+    click(panel, "Train")
+    switched = wait_for(page, panel, lambda v: card_numbers(v) and card_numbers(v) != after, 300,
+                        f"{name}: after choosing TopK and pressing 'Train'")
+    assert "TopK" in switched.text + "".join(switched.tables), f"{name}: the card does not name TopK"
+
+
+def drive_07(page, name):
+    """Click a feature node: its card (contexts, promoted words, a histogram); click a logit node: it says it has
+    no card, and the old card is gone."""
+    panel = page.locator(f"{NOTEBOOK} .jp-OutputArea-output:has(button.widget-button)").last
+    panel.wait_for(timeout=60_000)
+    panel.scroll_into_view_if_needed()
+    feature = panel.locator("button.widget-button", has_text=re.compile(r"^L\d f\d+"))
+    assert feature.count() > 0, f"{name}: the explorer shows no feature node"
+    feature.first.click()
+    card = wait_for(page, panel, lambda v: "promotes:" in v.text and v.text.count("[[") >= 3 and v.images, 120,
+                    f"{name}: after clicking feature node {feature.first.inner_text()!r}")
+    assert "suppresses:" in card.text
+    logit = panel.locator("button.widget-button", has_text=re.compile(r"^logit"))
+    assert logit.count() > 0, f"{name}: the explorer shows no logit node"
+    logit.first.click()
+    wait_for(page, panel, lambda v: "has no feature card" in v.text and "promotes:" not in v.text, 60,
+             f"{name}: after clicking logit node {logit.first.inner_text()!r}")
+
+
 def drive_any(page, name):
     """A notebook without its own script (06, 07, ...): if it has a panel with a slider, moving the first slider
     and pressing the first action button must change what the panel shows; a panel with buttons only must answer
@@ -395,7 +446,7 @@ def drive_any(page, name):
     wait_for(page, panel, lambda v: v != before, 300, what)
 
 
-DRIVERS = {"01": drive_01, "02": drive_02, "03": drive_03, "04": drive_04, "05": drive_05}
+DRIVERS = {"01": drive_01, "02": drive_02, "03": drive_03, "04": drive_04, "05": drive_05, "06": drive_06}
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -408,8 +459,10 @@ def test_widget_panel_answers_each_action_with_what_it_asked_for(lab, browser, n
         wait_until_idle(page, timeout_s=900, name=name)  # 5-40 s each on a quiet machine
         assert_no_errors(page, f"{name}, after running all cells")
         page.screenshot(path=str(SHOTS / f"{name}-before.png"), full_page=False)
-        if name[:2] in DRIVERS:  # notebooks 01-05 have a panel with sliders, each driven by its own script
+        if name[:2] in DRIVERS:  # notebooks 01-06 have a panel with sliders, each driven by its own script
             DRIVERS[name[:2]](page, find_panel(page, name), name)
+        elif name[:2] == "07":  # the graph explorer: buttons only
+            drive_07(page, name)
         else:
             drive_any(page, name)
         page.screenshot(path=str(SHOTS / f"{name}-after.png"), full_page=False)
