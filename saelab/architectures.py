@@ -57,15 +57,32 @@ def topk_activation(pre_acts: torch.Tensor, k: int) -> torch.Tensor:
     return torch.zeros_like(pre_acts).scatter_(-1, indices, F.relu(values))
 
 
-def batch_topk_activation(pre_acts: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keep the k * n_tokens largest ReLU'd pre-activations of the whole batch: (latents, smallest kept value)."""
-    flat = F.relu(pre_acts).reshape(-1)
+def batch_topk_entries(pre_acts: torch.Tensor, k: int, inplace: bool = False
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The k * n_tokens largest ReLU'd pre-activations of the whole batch: (values, flat indices, smallest kept).
+    `inplace=True` applies the ReLU to `pre_acts` itself (no second [batch, n_latents] tensor; no autograd)."""
+    flat = (pre_acts.relu_() if inplace else F.relu(pre_acts)).reshape(-1)
     n_tokens = flat.numel() // pre_acts.shape[-1]
     values, indices = flat.topk(min(k * n_tokens, flat.numel()))
-    latents = torch.zeros_like(flat).scatter_(0, indices, values).reshape(pre_acts.shape)
     kept = values.detach()
     smallest = kept[kept > 0].min() if (kept > 0).any() else kept.new_zeros(())
-    return latents, smallest
+    return values, indices, smallest
+
+
+def batch_topk_activation(pre_acts: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the k * n_tokens largest ReLU'd pre-activations of the whole batch: (latents, smallest kept value)."""
+    values, indices, smallest = batch_topk_entries(pre_acts, k)
+    latents = torch.zeros(pre_acts.numel(), dtype=values.dtype, device=values.device).scatter_(0, indices, values)
+    return latents.reshape(pre_acts.shape), smallest
+
+
+@torch.no_grad()
+def update_threshold_(sae: "SAE", smallest: torch.Tensor) -> None:
+    """BatchTopK's inference threshold follows the smallest value training keeps (a running mean)."""
+    if sae.threshold < 0:
+        sae.threshold.copy_(smallest)
+    else:
+        sae.threshold.lerp_(smallest.to(sae.threshold), THRESHOLD_MOMENTUM)
 
 
 def threshold_activation(pre_acts: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
@@ -160,11 +177,7 @@ def training_losses(sae: "SAE", x: torch.Tensor, y: torch.Tensor, l1_coef: float
     penalty = pre_act.new_zeros(())
     if name in ("batchtopk", "matryoshka"):
         latents, smallest = batch_topk_activation(pre_act, sae.k)
-        with torch.no_grad():  # the inference threshold follows the smallest value training keeps
-            if sae.threshold < 0:
-                sae.threshold.copy_(smallest)
-            else:
-                sae.threshold.lerp_(smallest.to(sae.threshold), THRESHOLD_MOMENTUM)
+        update_threshold_(sae, smallest)
     elif name == "jumprelu":
         latents = _JumpReLU.apply(pre_act, sae.log_threshold, JUMP_BANDWIDTH)
         l0 = _Step.apply(pre_act, sae.log_threshold, JUMP_BANDWIDTH).sum(-1).mean()
