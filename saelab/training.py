@@ -23,6 +23,10 @@ Precision (`saelab.precision`): with "bf16" / "fp16" only the forward pass runs 
 matmuls run in reduced precision; parameters, Adam state, the decoder-norm constraint, the metrics, the
 orthogonality and resampling stay float32. "auto" (the default) times a few steps of the real shapes once per
 process and keeps bf16 only where it is >= 1.2x faster; with "fp32" the loop is exactly what it always was.
+
+Decoder (`saelab.sparse_topk`): TopK, BatchTopK and Matryoshka SAEs can train through their k active latents only
+(`decoder="sparse"`), the same training up to float rounding. "auto" keeps "dense" without timing below 4,096 latents
+and for the other architectures; above, it times both once per process. The losses are in `saelab.losses`.
 """
 from __future__ import annotations
 
@@ -41,7 +45,9 @@ import torch.nn.functional as F
 from saelab import architectures as arch
 from saelab import metrics
 from saelab import precision as amp
-from saelab.architectures import aux_k_loss
+from saelab import sparse_topk
+from saelab.architectures import aux_k_loss  # noqa: F401  (importable from here, as before)
+from saelab.losses import batch_losses, fired_latents, loss_settings, mean_l0
 from saelab.sae import SAE
 
 STRATEGIES = ("reinit", "high_loss")
@@ -64,6 +70,8 @@ class History:
     seconds: float = 0.0
     stopped: bool = False
     precision: str = "fp32"  # what the matmuls ran in: "fp32", "bf16" or "fp16" ("auto" resolved)
+    decoder: str = "dense"  # "dense" or "sparse" (the TopK family through its active latents; "auto" resolved)
+    decoder_note: str = ""  # why that decoder: asked for, below the size threshold, timed, or a fallback
 
     @property
     def tokens_per_s(self) -> float:
@@ -239,6 +247,7 @@ def train_sae(
     checkpoint_every: int | None = None,
     resume: bool = False,
     precision: str = "auto",
+    decoder: str = "auto",
 ) -> History:
     """Train `sae` in place on batches [batch, d_model] and return the `History`.
 
@@ -251,12 +260,15 @@ def train_sae(
     faster when other programs share the cores) and torch's setting otherwise. `aux_k` > 0 (TopK, BatchTopK,
     Matryoshka) adds `aux_coef` x the AuxK loss over the latents silent for `dead_after` steps. `l1_coef` weighs
     the L1 penalty of ReLU and Gated SAEs, `l0_coef` the L0 penalty of JumpReLU SAEs. `precision` is "auto",
-    "fp32", "bf16" or "fp16" (CUDA only), see `saelab.precision`; `history.precision` says what ran.
+    "fp32", "bf16" or "fp16" (CUDA only), see `saelab.precision`; `history.precision` says what ran. `decoder` is
+    "auto", "dense" or "sparse" (TopK, BatchTopK, Matryoshka: see `saelab.sparse_topk`); `history.decoder` says which
+    ran and `history.decoder_note` why.
     `checkpoint_path` saves the SAE every `checkpoint_every` steps and at the end, with the run's state (step,
     Adam moments, precision) beside it in `<path>.train`; `resume=True` continues from there (the same data,
     seed and settings then give the weights of an uninterrupted run; the History holds the new steps only).
     """
     amp.check_precision(precision, sae.decoder.weight.device)
+    sparse_topk.check_decoder(decoder, sae.activation)
     if resume and checkpoint_path is None:
         raise ValueError("resume=True continues the run saved at checkpoint_path; pass checkpoint_path too")
     if aux_k and sae.activation not in arch.NEEDS_K:
@@ -264,7 +276,7 @@ def train_sae(
                          "use resample_every instead")
     if num_threads is None and sae.n_latents * sae.d_model * batch_size < 2**24:
         num_threads = 1
-    with _cpu_threads(num_threads):
+    with _cpu_threads(num_threads), sparse_topk.kept_layout(sae.decoder.weight):
         return _train(sae, data, target=target, n_steps=n_steps, batch_size=batch_size, lr=lr, l1_coef=l1_coef,
                       l0_coef=l0_coef, seed=seed,
                       init=init, log_every=log_every, ortho_every=ortho_every, ortho_exact_max=ortho_exact_max,
@@ -272,7 +284,7 @@ def train_sae(
                       dead_after=dead_after, aux_k=aux_k, aux_coef=aux_coef,
                       normalize_decoder=normalize_decoder, progress=progress,
                       callback=callback, stop=stop, checkpoint_path=checkpoint_path,
-                      checkpoint_every=checkpoint_every, resume=resume, precision=precision)
+                      checkpoint_every=checkpoint_every, resume=resume, precision=precision, decoder=decoder)
 
 
 @contextlib.contextmanager
@@ -288,7 +300,7 @@ def _cpu_threads(n: int | None) -> Iterator[None]:
 
 def _train(sae: SAE, data, *, target, n_steps, batch_size, lr, l1_coef, l0_coef, seed, init, log_every, ortho_every,
            ortho_exact_max, resample_every, resample_strategy, dead_after, aux_k, aux_coef, normalize_decoder,
-           progress, callback, stop, checkpoint_path, checkpoint_every, resume, precision) -> History:
+           progress, callback, stop, checkpoint_path, checkpoint_every, resume, precision, decoder) -> History:
     """The training loop itself (arguments as in `train_sae`)."""
     if resample_strategy not in STRATEGIES:
         raise ValueError(f"resample_strategy must be one of {STRATEGIES}; got {resample_strategy!r}")
@@ -310,13 +322,14 @@ def _train(sae: SAE, data, *, target, n_steps, batch_size, lr, l1_coef, l0_coef,
     done = saved["step"] if saved else 0
     for _ in range(done - 1):  # skip the batches the saved run already trained on
         next(batches, None)
-    is_relu = sae.activation == "relu"
-    if sae.activation in arch.OPENAI_FORMAT:
-        loss_args = (l1_coef if is_relu else None, aux_k, aux_coef, dead_after)
-    else:  # the newer architectures: arch.training_losses(sae, x, y, l1_coef, l0_coef, aux_k, aux_coef, dead_after)
-        loss_args = (l1_coef, l0_coef, aux_k, aux_coef, dead_after)
+    loss_args = loss_settings(sae, l1_coef, l0_coef, aux_k, aux_coef, dead_after)
     history = History(precision=saved["precision"] if saved else
                       _resolve(precision, sae, first, lr, loss_args, normalize_decoder))
+    history.decoder, history.decoder_note = ((saved["decoder"], "resumed") if saved and "decoder" in saved else
+                                             _resolve_decoder(decoder, sae, first, lr, loss_args, normalize_decoder,
+                                                              history.precision))
+    if history.decoder == "sparse":
+        sparse_topk.column_major_(sae.decoder.weight)  # W_dec^T contiguous for embedding_bag; restored at the end
     scaler = amp.grad_scaler(history.precision, device) if history.precision == "fp16" else None
     bar = None
     if progress:
@@ -337,11 +350,9 @@ def _train(sae: SAE, data, *, target, n_steps, batch_size, lr, l1_coef, l0_coef,
         x, _ = sae.preprocess(x)  # standardised for normalize=True SAEs; the loss lives in this space
         y = x if not transcoder else y.reshape(-1, y.shape[-1]).to(device=device, dtype=dtype, non_blocking=True)
         with amp.autocast(history.precision, device):
-            loss, mse, l1, latents, x_hat = _losses(sae, x, y, *loss_args)
+            loss, mse, l1, latents, x_hat = batch_losses(sae, x, y, loss_args, history.decoder)
         _update(sae, loss, optimizer, scaler, normalize_decoder)
-        with torch.no_grad():
-            fired = latents.amax(dim=0) > 0  # latents are >= 0; amax is ~3x cheaper than (!= 0).any
-            sae.stats_last_nonzero.mul_(~fired).add_(1)  # steps since each latent last fired
+        sae.stats_last_nonzero.mul_(~fired_latents(latents)).add_(1)  # steps since each latent last fired
         history.tokens += len(x)
 
         if step % log_every == 0 or step == n_steps:
@@ -362,7 +373,7 @@ def _train(sae: SAE, data, *, target, n_steps, batch_size, lr, l1_coef, l0_coef,
                 history.resampled.append((step, n))
         done = step
         if checkpoint_path is not None and checkpoint_every and step % checkpoint_every == 0:
-            _save_run(checkpoint_path, sae, optimizer, step, history.precision)
+            _save_run(checkpoint_path, sae, optimizer, step, history)
         if bar is not None:
             bar.update(1)
         if history.stopped or (stop is not None and stop.is_set()):
@@ -373,14 +384,15 @@ def _train(sae: SAE, data, *, target, n_steps, batch_size, lr, l1_coef, l0_coef,
     if bar is not None:
         bar.close()
     if checkpoint_path is not None:
-        _save_run(checkpoint_path, sae, optimizer, done, history.precision)
+        _save_run(checkpoint_path, sae, optimizer, done, history)
     return history
 
 
-def _save_run(path: str | Path, sae: SAE, optimizer: torch.optim.Optimizer, step: int, precision: str) -> None:
-    """The SAE at `path` and what resuming needs at `<path>.train`: step, weights, Adam state, precision."""
+def _save_run(path: str | Path, sae: SAE, optimizer: torch.optim.Optimizer, step: int, history: History) -> None:
+    """The SAE at `path` and what resuming needs at `<path>.train`: step, weights, Adam state, precision, decoder."""
     sae.save(path)
-    state = {"step": step, "sae": sae.state_dict(), "optimizer": optimizer.state_dict(), "precision": precision}
+    state = {"step": step, "sae": sae.state_dict(), "optimizer": optimizer.state_dict(),
+             "precision": history.precision, "decoder": history.decoder}
     tmp = Path(f"{path}.train.tmp")
     torch.save(state, tmp)
     tmp.replace(f"{path}.train")  # never a half-written state
@@ -410,35 +422,6 @@ def _check_target(sae: SAE, x: torch.Tensor, y: torch.Tensor) -> None:
                          f"{y.reshape(-1, y.shape[-1]).shape[0]} target rows; yield one target row per input row")
 
 
-def _losses(sae: SAE, x: torch.Tensor, y: torch.Tensor, *loss_args) -> tuple[torch.Tensor, ...]:
-    """One forward pass on preprocessed x [batch, d_model] reconstructing y (x itself, or a target):
-    (loss, mse, l1, latents, x_hat); losses in float32. The newer architectures' losses are in
-    `saelab.architectures.training_losses`; ReLU's and TopK's are below."""
-    if sae.activation not in arch.OPENAI_FORMAT:
-        return arch.training_losses(sae, x, y, *loss_args)
-    return _relu_topk_losses(sae, x, y, *loss_args)
-
-
-def _relu_topk_losses(sae: SAE, x: torch.Tensor, y: torch.Tensor, l1_coef: float | None, aux_k: int,
-                      aux_coef: float, dead_after: int) -> tuple[torch.Tensor, ...]:
-    """ReLU (+ L1) or TopK (+ AuxK): (loss, mse, l1, latents, x_hat); losses in float32.
-
-    Under autocast the matmuls (and so latents) are bf16/fp16; x_hat = bf16 + float32 pre_bias is float32.
-    """
-    pre_act = sae.encode_pre_act(x)
-    latents = sae.activate(pre_act)
-    x_hat = sae.decoder(latents) + sae.pre_bias
-    mse = (x_hat - y).pow(2).sum(dim=-1).mean()
-    if latents.dtype == torch.float32:
-        l1 = latents.sum(dim=-1).mean()  # latents are >= 0 (ReLU), so this is ||c||_1
-    else:  # accumulate in float32 without a float32 copy of latents
-        l1 = latents.sum(dim=-1, dtype=torch.float32).mean()
-    loss = mse + l1_coef * l1 if l1_coef is not None else mse
-    if aux_k:
-        loss = loss + aux_coef * aux_k_loss(sae, pre_act, y - x_hat, sae.stats_last_nonzero >= dead_after, aux_k)
-    return loss, mse, l1, latents, x_hat
-
-
 def _update(sae: SAE, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
             scaler: torch.amp.GradScaler | None, normalize_decoder: bool) -> None:
     """Backward, Adam step (through the fp16 gradient scaler if any), unit-norm decoder columns; all float32."""
@@ -456,28 +439,47 @@ def _update(sae: SAE, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
             W.div_(W.norm(dim=0, keepdim=True).clamp_min(1e-8))
 
 
+def _step_on_copy(sae: SAE, x: torch.Tensor, lr: float, loss_args: tuple, normalize_decoder: bool,
+                  precision: str, decoder: str) -> Callable[[], None]:
+    """One training step of a copy of `sae` on preprocessed x, repeatable (timing must not move the real SAE,
+    its counters or the optimiser)."""
+    s, device = copy.deepcopy(sae), sae.decoder.weight.device
+    if decoder == "sparse":
+        sparse_topk.column_major_(s.decoder.weight)
+    opt = torch.optim.Adam(s.parameters(), lr=lr)
+    scaler = amp.grad_scaler(precision, device) if precision == "fp16" else None
+
+    def step() -> None:
+        with amp.autocast(precision, device):
+            loss = batch_losses(s, x, x, loss_args, decoder)[0]
+        _update(s, loss, opt, scaler, normalize_decoder)
+    return step
+
+
+def _first_batch(sae: SAE, first: torch.Tensor) -> torch.Tensor:
+    """The first batch as the loop sees it: [batch, d_model], on the SAE's device and dtype, preprocessed."""
+    x = first.reshape(-1, first.shape[-1]).to(device=sae.decoder.weight.device, dtype=sae.decoder.weight.dtype)
+    return sae.preprocess(x)[0]
+
+
 def _resolve(precision: str, sae: SAE, first: torch.Tensor, lr: float, loss_args: tuple,
              normalize_decoder: bool) -> str:
-    """`precision` with "auto" resolved by timing training steps of these shapes on copies of the SAE."""
-    device = sae.decoder.weight.device
-    x = first.reshape(-1, first.shape[-1]).to(device=device, dtype=sae.decoder.weight.dtype)
-    x, _ = sae.preprocess(x)
-
-    def make_step(p: str) -> Callable[[], None]:
-        s = copy.deepcopy(sae)  # timing must not move the real SAE, its counters or the optimiser
-        opt = torch.optim.Adam(s.parameters(), lr=lr)
-        scaler = amp.grad_scaler(p, device) if p == "fp16" else None
-
-        def step() -> None:
-            with amp.autocast(p, device):
-                loss = _losses(s, x, x, *loss_args)[0]
-            _update(s, loss, opt, scaler, normalize_decoder)
-        return step
-
+    """`precision` with "auto" resolved by timing (dense) training steps of these shapes on copies of the SAE."""
+    x = _first_batch(sae, first)
+    make_step = lambda p: _step_on_copy(sae, x, lr, loss_args, normalize_decoder, p, "dense")  # noqa: E731
     # the fastest choice can depend on the thread count too (train_sae uses 1 thread for toy-sized SAEs)
     key = (sae.activation, sae.d_model, sae.n_latents, len(x), bool(loss_args[1]), torch.get_num_threads())
-    return amp.resolve_precision(precision, "train_sae", make_step, device, key,
+    return amp.resolve_precision(precision, "train_sae", make_step, sae.decoder.weight.device, key,
                                  work=len(x) * sae.d_model * sae.n_latents)
+
+
+def _resolve_decoder(decoder: str, sae: SAE, first: torch.Tensor, lr: float, loss_args: tuple,
+                     normalize_decoder: bool, precision: str) -> tuple[str, str]:
+    """(the decoder that runs, why): `sparse_topk.pick_decoder`, timing steps of these shapes on copies if needed."""
+    x = _first_batch(sae, first)
+    make_step = lambda d: _step_on_copy(sae, x, lr, loss_args, normalize_decoder, precision, d)  # noqa: E731
+    key = (len(x), bool(loss_args[-3]), torch.get_num_threads())
+    return sparse_topk.pick_decoder(decoder, sae, precision, make_step, key)
 
 
 @torch.no_grad()
@@ -488,7 +490,7 @@ def _log(history: History, step: int, loss: torch.Tensor, mse: torch.Tensor, l1:
     history.loss.append(loss.item())
     history.mse.append(mse.item())
     history.l1.append(l1.item())
-    history.l0.append(metrics.l0(latents))
+    history.l0.append(mean_l0(latents))
     history.fvu.append(metrics.fraction_variance_unexplained(x, x_hat))
     history.dead_fraction.append((sae.stats_last_nonzero >= dead_after).float().mean().item())
     if not math.isfinite(history.loss[-1]):
