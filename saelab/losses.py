@@ -9,6 +9,8 @@ step a `SparseLatents` (the k active entries per token): `fired_latents` and `me
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -16,7 +18,31 @@ from saelab import architectures as arch
 from saelab import metrics
 from saelab.architectures import aux_k_loss
 from saelab.sae import SAE
-from saelab.sparse_topk import SparseLatents, selected_pre_acts, sparse_decode
+from saelab.sparse_topk import selected_pre_acts, sparse_decode
+
+
+@dataclass
+class SparseLatents:
+    """The latents of a batch as (token, latent, value) entries: what the sparse step keeps instead of [B, n]."""
+    values: torch.Tensor  # [nnz] activations (>= 0)
+    rows: torch.Tensor  # [nnz] token of each entry
+    cols: torch.Tensor  # [nnz] latent of each entry
+    n_tokens: int
+    n_latents: int
+
+    def fired(self) -> torch.Tensor:
+        """[n_latents] bool: which latents were non-zero on some token of the batch."""
+        out = torch.zeros(self.n_latents, dtype=torch.bool, device=self.cols.device)
+        return out.index_fill_(0, self.cols[self.values > 0], True)
+
+    def l0(self) -> float:
+        """Mean number of non-zero latents per token (`metrics.l0` of the dense latents)."""
+        return (self.values != 0).sum().item() / self.n_tokens
+
+    def to_dense(self) -> torch.Tensor:
+        """The dense latents [n_tokens, n_latents]."""
+        out = self.values.new_zeros(self.n_tokens, self.n_latents)
+        return out.index_put_((self.rows, self.cols), self.values, accumulate=True)
 
 
 def loss_settings(sae: SAE, l1_coef: float, l0_coef: float, aux_k: int, aux_coef: float, dead_after: int) -> tuple:

@@ -1,29 +1,22 @@
 """Train TopK-family SAEs sparsely: decode through the k active latents, back-propagate only into them.
 
-A TopK SAE (also BatchTopK, Matryoshka BatchTopK) uses k of its n latents per token, yet the dense training step
-multiplies by all of W_dec and back-propagates through all of W_enc: about 6 x batch x d x n multiply-adds. Only
-the encoder's forward pass needs every pre-activation (to find the k largest); the rest touches batch x k x d:
+A TopK, BatchTopK or Matryoshka SAE uses k of its n latents per token, yet the dense step multiplies by all of W_dec
+and back-propagates through all of W_enc (~6 x batch x d x n multiply-adds). Only the encoder's forward pass needs
+every pre-activation (to find the k largest); the rest touches batch x k x d numbers (x_c = x - pre_bias, g = dL/dpre):
 
-    x_hat[b]       = sum_j v[b, j] W_dec[:, c[b, j]] + pre_bias           (the decoder: k columns per token)
-    dL/dx_c[b]     = sum_j g[b, j] W_enc[c[b, j]]                          (through the encoder: k rows)
-    dL/dW_enc[c]   = sum of g[b, j] x_c[b] over the entries with c[b, j] = c     (only the selected rows)
+    x_hat[b]      = sum_j v[b, j] W_dec[:, c[b, j]] + pre_bias         dL/dx_c[b] = sum_j g[b, j] W_enc[c[b, j]]
+    dL/dW_enc[c]  = sum of g[b, j] x_c[b] over the entries with c[b, j] = c     (only the selected rows)
 
-with x_c = x - pre_bias and g = dL/d(pre-activation). Each line is a weighted sum of gathered rows, which is what
-`F.embedding_bag(indices, table, offsets, per_sample_weights=..., mode="sum")` computes without building the
-[batch, n] matrix (EleutherAI's sparsify decodes the same way where it has no Triton). `gather_sum` is that trick;
-`selected_pre_acts` gives the encoder its sparse backward; `sparse_decode` is the decoder.
-
-W_dec is [d_model, n_latents] (one column per latent, OpenAI's layout), so embedding_bag reads rows of W_dec^T.
-`column_major_` stores W_dec column-major during sparse training: W_dec^T is then a contiguous view, and neither
-the forward nor the gradient needs a transposed copy of the whole decoder. The values are the same.
-The gathers are memory-bound, so under bf16 autocast only the encoder's matmul runs in bf16; the sparse parts stay
-float32 (no bf16 embedding_bag is needed, which some CPUs lack).
+Each is a weighted sum of gathered rows: `F.embedding_bag(..., per_sample_weights=..., mode="sum")` without the
+[batch, n] matrix (`gather_sum`; EleutherAI's sparsify decodes so without Triton). During sparse training W_dec
+[d, n] is stored column-major (`column_major_`, same values) so W_dec^T is embedding_bag's table without a copy.
+Under bf16 autocast only the encoder's matmul runs in bf16: the gathers are memory-bound and stay float32 (no bf16
+embedding_bag needed, which some CPUs lack).
 """
 from __future__ import annotations
 
 import contextlib
 import warnings
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
@@ -37,32 +30,9 @@ if TYPE_CHECKING:
 
 DECODERS = ("auto", "dense", "sparse")
 SPARSE_MIN_LATENTS = 4096  # below this "auto" keeps the dense step without timing (toy and course sizes)
+TIMING_ROWS = 1024  # "auto" times steps of at most this many tokens (cheaper; sparse gains more at full batch)
 DECODER_TIMINGS: dict[tuple, dict[str, float]] = {}  # shape key -> seconds per step of "dense" and "sparse"
 _BACKEND: dict[tuple, str | None] = {}  # (device type, precision) -> why the sparse step cannot run, or None
-
-
-@dataclass
-class SparseLatents:
-    """The latents of a batch as (token, latent, value) entries: what the sparse step keeps instead of [B, n]."""
-    values: torch.Tensor  # [nnz] activations (>= 0)
-    rows: torch.Tensor  # [nnz] token of each entry
-    cols: torch.Tensor  # [nnz] latent of each entry
-    n_tokens: int
-    n_latents: int
-
-    def fired(self) -> torch.Tensor:
-        """[n_latents] bool: which latents were non-zero on some token of the batch."""
-        out = torch.zeros(self.n_latents, dtype=torch.bool, device=self.cols.device)
-        return out.index_fill_(0, self.cols[self.values > 0], True)
-
-    def l0(self) -> float:
-        """Mean number of non-zero latents per token (`metrics.l0` of the dense latents)."""
-        return (self.values != 0).sum().item() / self.n_tokens
-
-    def to_dense(self) -> torch.Tensor:
-        """The dense latents [n_tokens, n_latents]."""
-        out = self.values.new_zeros(self.n_tokens, self.n_latents)
-        return out.index_put_((self.rows, self.cols), self.values, accumulate=True)
 
 
 def _sort_order(keys: torch.Tensor) -> torch.Tensor:
@@ -200,13 +170,10 @@ def backend_problem(device: torch.device | str, precision: str) -> str | None:
 
 def pick_decoder(decoder: str, sae: "SAE", precision: str, make_step: Callable[[str], Callable[[], None]],
                  shape_key: tuple = ()) -> tuple[str, str]:
-    """What `decoder` means for this run: ("dense" or "sparse", a one-line reason).
-
-    "auto" keeps "dense" without timing for the architectures without k and below `SPARSE_MIN_LATENTS` latents (so
-    small runs are exactly what they always were); above, it times `make_step(name)` for both (once per process for
-    `shape_key`, on copies) and keeps the faster. Where the device lacks an op, "sparse" falls back to "dense" with
-    a warning.
-    """
+    """What `decoder` means for this run: ("dense" or "sparse", a one-line reason). "auto": dense without timing for
+    the architectures without k and below `SPARSE_MIN_LATENTS` latents (small runs stay what they always were); above,
+    the faster of `make_step("dense")` and `make_step("sparse")` (timed once per process for `shape_key`). Where the
+    device lacks an op, "sparse" falls back to "dense" with a warning."""
     check_decoder(decoder, sae.activation)
     device = sae.decoder.weight.device
     if decoder == "dense":

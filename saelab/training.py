@@ -475,9 +475,11 @@ def _resolve(precision: str, sae: SAE, first: torch.Tensor, lr: float, loss_args
 
 def _resolve_decoder(decoder: str, sae: SAE, first: torch.Tensor, lr: float, loss_args: tuple,
                      normalize_decoder: bool, precision: str) -> tuple[str, str]:
-    """(the decoder that runs, why): `sparse_topk.pick_decoder`, timing steps of these shapes on copies if needed."""
+    """(the decoder that runs, why): `sparse_topk.pick_decoder`, timing steps on copies and on at most
+    `sparse_topk.TIMING_ROWS` rows of the first batch if needed."""
     x = _first_batch(sae, first)
-    make_step = lambda d: _step_on_copy(sae, x, lr, loss_args, normalize_decoder, precision, d)  # noqa: E731
+    rows = x[:sparse_topk.TIMING_ROWS]
+    make_step = lambda d: _step_on_copy(sae, rows, lr, loss_args, normalize_decoder, precision, d)  # noqa: E731
     key = (len(x), bool(loss_args[-3]), torch.get_num_threads())
     return sparse_topk.pick_decoder(decoder, sae, precision, make_step, key)
 
