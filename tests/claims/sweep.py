@@ -157,9 +157,11 @@ def sweep(notebooks: list[str], n_runs: int, cores: int) -> None:
         free = cores - sum(p.meta["run"].threads for p in running)  # type: ignore[attr-defined]
         fitting = [job for job in todo if job[1].threads <= free]
         if fitting and (not running or free > 0):
-            job = fitting[0]
+            nb, run, _ = job = fitting[0]
             todo.remove(job)
-            running.append(start(*job))
+            digest = notebook_hash(nb)  # now, not when planned: a notebook edited meanwhile is swept as it is now
+            if not is_done(nb, run, digest):
+                running.append(start(nb, run, digest))
             continue
         if not running and todo:  # a job wider than the machine: run it alone
             running.append(start(*todo.pop(0)))
