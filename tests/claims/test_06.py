@@ -60,12 +60,12 @@ def test_06_topk_matches_features_more_closely_than_matryoshka(nb06):
     assert apart(nb06["cards"]["matryoshka"]["mcc"], nb06["cards"]["topk"]["mcc"])
 
 
-def test_06_matryoshka_absorbs_far_less_than_topk(nb06):
-    """'Matryoshka hides a parent inside its children far less often' and 'each of its seeds is below every TopK
-    seed'."""
+def test_06_matryoshka_absorbs_less_than_topk(nb06):
+    """'Matryoshka hides a parent inside its children less often (every Matryoshka seed below every TopK seed)' and
+    'each of its seeds is below every TopK seed'. ("far less", max below half of TopK's min, failed 2 of 7 sweep runs:
+    Matryoshka 0.05-0.50 vs TopK 0.72-0.82.)"""
     m, t = nb06["cards"]["matryoshka"]["absorption"], nb06["cards"]["topk"]["absorption"]
     assert apart(m, t), (m, t)
-    assert max(m) < 0.5 * min(t), (m, t)  # "far less"
 
 
 # --- 2. ground truth ------------------------------------------------------------------------------------
