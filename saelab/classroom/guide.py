@@ -147,4 +147,4 @@ def to_html(markdown: str, title: str) -> str:
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>\n"
             "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}"
-            "code{background:#f3f3f3;padding:0 .2rem}</style></head>\n<body>\n" + body + "\n</body></html>\n")
+            "code{background:#f3f3f3;padding:0 .2rem}a.anchor-link{display:none}</style></head>\n<body>\n" + body + "\n</body></html>\n")

@@ -113,7 +113,7 @@ def hints_in(nodes: list[ast.AST]) -> list[str]:
                 continue
             for part in ast.walk(n):  # a concatenation's pieces are covered by the whole
                 skip.add(id(part))
-            text = " ".join(text.split())
+            text = re.sub(r"^[\s….:;,]+", "", " ".join(text.split()))  # a suffix's lead-in (". Did you ...")
             if _is_hint(text):
                 found.append((n.lineno, n.col_offset, text))
     return list(dict.fromkeys(text for _, _, text in sorted(found)))

@@ -146,12 +146,3 @@ def title(nb: nbformat.NotebookNode) -> str:
     match = re.search(r"^# +(.+?)\s*$", nb.cells[0].source, re.M)
     return match.group(1) if match else "untitled"
 
-
-def learned(section: Section) -> str:
-    """The section's own "**What we just learned:**" text, on one line (empty when it has none)."""
-    for part in section.markdown:
-        match = re.search(r"\*\*What we just learned\b(.*?)(?:\n\n|\Z)", part, re.S)
-        if match:
-            text = re.sub(r"^[^:]*:\**\s*", "", match.group(1), count=1)
-            return " ".join(text.split())
-    return ""
