@@ -31,6 +31,7 @@ VALUES = {
     "concepts": "[[r['concept'], r['value'], r['ranked'], r['auroc_per_story'], r['auroc_per_token']] "
                 "for r in matches]",
     "probe": "probe", "same": "same",
+    "sparse": "[h_sparse.decoder, h_sparse.decoder_note, history.decoder, history.decoder_note] if h_sparse else None",
 }
 register(NOTEBOOK, VALUES)
 
@@ -196,6 +197,16 @@ def test_05_sweep_last_column_too_noisy_to_show_convergence(nb05):
     """'its change over the last fifth swings by more than 0.05 between the seeds of one size'."""
     spreads = [max(size(nb05, e, 6)) - min(size(nb05, e, 6)) for e in (1, 2, 4, 8)]
     assert max(spreads) > 0.05
+
+
+def test_05_sparse_step_is_timed_against_dense_on_this_machine(nb05):
+    """'The next cell measures both on your machine' (the printed note holds both timings and their ratio) and
+    'smaller SAEs, like the tiny world's here, stay dense'."""
+    assert nb05["sparse"] is not None, "the timing was skipped offline (memory thought short)"
+    decoder, note, main_decoder, main_note = nb05["sparse"]
+    assert decoder in ("dense", "sparse") and note.startswith("auto: timed") and "ms sparse vs" in note, note
+    assert note.endswith(f"kept {decoder}"), note
+    assert main_decoder == "dense" and "dense without timing" in main_note, main_note
 
 
 # --- section 6 ---------------------------------------------------------------------------------------------------
