@@ -60,12 +60,12 @@ def test_06_topk_matches_features_more_closely_than_matryoshka(nb06):
     assert apart(nb06["cards"]["matryoshka"]["mcc"], nb06["cards"]["topk"]["mcc"])
 
 
-def test_06_matryoshka_absorbs_less_than_topk(nb06):
-    """'Matryoshka hides a parent inside its children less often (every Matryoshka seed below every TopK seed)' and
-    'each of its seeds is below every TopK seed'. ("far less", max below half of TopK's min, failed 2 of 7 sweep runs:
-    Matryoshka 0.05-0.50 vs TopK 0.72-0.82.)"""
+def test_06_matryoshka_absorbs_less_than_topk_on_average(nb06):
+    """'Matryoshka hides a parent inside its children less often on average' and the summary's 'absorbs less than TopK
+    on average'. (Every Matryoshka seed below every TopK seed failed in the sweep: 0.87 / 0.09 / 0.34 vs TopK
+    0.68-0.91; "lowest mean of the six" failed too, BatchTopK 0.36 vs Matryoshka 0.43.)"""
     m, t = nb06["cards"]["matryoshka"]["absorption"], nb06["cards"]["topk"]["absorption"]
-    assert apart(m, t), (m, t)
+    assert mean(m) < mean(t), (m, t)
 
 
 # --- 2. ground truth ------------------------------------------------------------------------------------
@@ -118,14 +118,6 @@ def test_06_explainer_beats_too_broad_and_too_narrow_on_simulation(nb06):
 
 
 # --- 5. the architectures side by side ----------------------------------------------------------------------------
-def test_06_matryoshka_has_the_lowest_mean_absorption(nb06):
-    """'It has the lowest mean absorption rate of the six'."""
-    cards = nb06["cards"]
-    m = mean(cards["matryoshka"]["absorption"])
-    assert all(m < mean(c["absorption"]) for name, c in cards.items() if name != "matryoshka"), {
-        name: mean(c["absorption"]) for name, c in cards.items()}
-
-
 def test_06_batchtopk_reconstructs_better_than_topk(nb06):
     """'BatchTopK reconstructs better than TopK at the same average L0 (FVU lower on every seed)'."""
     b, t = nb06["cards"]["batchtopk"], nb06["cards"]["topk"]
