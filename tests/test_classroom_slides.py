@@ -168,6 +168,25 @@ def test_minutes_reads_well():
     assert timings.minutes(4.2) == "4 s" and timings.minutes(138) == "2.3 min"
 
 
+def test_build_notebook_writes_slides_editions_and_guide(tmp_path):
+    source, executed = executed_toy()
+    name = NOTEBOOKS[0]
+    for folder in ("src", "done", "slides", "student", "solutions", "guide"):
+        (tmp_path / folder).mkdir()
+    nbformat.write(source, tmp_path / "src" / name)
+    nbformat.write(executed, tmp_path / "done" / name)
+    row = build.build_notebook(name, tmp_path / "src", tmp_path / "done", tmp_path, {})
+    stem = Path(name).stem
+    for path in (f"slides/{stem}.slides.html", f"student/{name}", f"solutions/{name}", f"guide/{stem}.md",
+                 f"guide/{stem}.html"):
+        assert (tmp_path / path).stat().st_size > 0, path
+    assert (tmp_path / "solutions" / name).read_bytes() == (tmp_path / "src" / name).read_bytes()
+    assert row["figures"] and row["run"] == "not measured"
+    shutil.copy(ROOT / "notebooks" / NOTEBOOKS[1], tmp_path / "src" / NOTEBOOKS[1])  # not executed
+    with pytest.raises(FileNotFoundError, match="make course"):
+        build.build_notebook(NOTEBOOKS[1], tmp_path / "src", tmp_path / "done", tmp_path, {})
+
+
 def test_index_page_links_every_notebook():
     rows = [{"stem": Path(n).stem, "name": n, "title": n, "run": "1 s", "students": "about 5 min"} for n in NOTEBOOKS]
     page = build.index_page(rows, {"machine": "cpu", "date": "today"})

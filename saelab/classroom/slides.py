@@ -26,7 +26,7 @@ from pathlib import Path
 import nbformat
 from nbconvert import SlidesExporter
 
-from saelab.classroom import editions, outline, plan, timings
+from saelab.classroom import editions, guide, outline, plan, timings
 
 MAX_OUTPUT_LINES = 16
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -140,11 +140,15 @@ def split_headings(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-def speaker_notes(notebook: str, section: outline.Section, exercises: list[outline.Exercise],
-                  measured: dict[str, float]) -> str:
-    """The notes of one section: key points, its measured run time, its exercises, its discussion questions."""
+def speaker_notes(notebook: str, nb: nbformat.NotebookNode, section: outline.Section,
+                  exercises: list[outline.Exercise], measured: dict[str, float]) -> str:
+    """The notes of one section: key points, its timing (measured run, student estimate), its exercises, its
+    discussion questions."""
     entry = plan.section(notebook, section.key)
-    lines = [f"**{section.heading}** (cells run in {timings.minutes(measured.get(section.key))})", ""]
+    run = measured.get(section.key)
+    students = guide.estimate_minutes(notebook, nb, section, run)
+    timing = f"cells run in {timings.minutes(run)}" if run is not None else "run time not measured"
+    lines = [f"**{section.heading}** ({timing}; with students about {max(1, round(students))} min)", ""]
     lines += [f"- {point}" for point in entry.key_points]
     for exercise in exercises:
         m = plan.markers(exercise.check)
@@ -162,7 +166,7 @@ def add_speaker_notes(nb: nbformat.NotebookNode, notebook: str, measured: dict[s
     for section in outline.sections(nb)[1:]:
         first = next(i for i in section.cells if section.heading in outline.headings(nb.cells[i].source))
         mine = [e for e in found if e.section == section.key]
-        note = nbformat.v4.new_markdown_cell(speaker_notes(notebook, section, mine, measured))
+        note = nbformat.v4.new_markdown_cell(speaker_notes(notebook, nb, section, mine, measured))
         note["id"] = f"notes-{first}"
         note.metadata["slideshow"] = {"slide_type": "notes"}
         inserts.append((first + 1, note))
