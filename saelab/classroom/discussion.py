@@ -403,7 +403,8 @@ SECTIONS: dict[str, dict[str, Section]] = {
              Q("What does the offline version leave out compared with an LLM explainer?",
                "Free-text explanations over open-ended text; here explanations are predicates over known labels."))),
         "The architectures, side by side": Section(
-            ("Toy: Matryoshka absorbs least but matches worse; BatchTopK reconstructs better than TopK; L1 shrinks.",
+            ("Toy: Matryoshka absorbs less than TopK on average (its seeds spread widely) but matches worse; "
+             "BatchTopK reconstructs better than TopK; L1 shrinks.",
              "Tiny world: Matryoshka reconstructs worse; loss recovered cannot separate the six.",
              "No architecture wins every column."),
             (Q("Why can loss recovered not separate the architectures in the tiny world?",
@@ -425,8 +426,9 @@ SECTIONS: dict[str, dict[str, Section]] = {
                "Sparsity-matched comparisons over seeds on recovery, probing, absorption and autointerp, with the "
                "spread."),
              Q("Which toy verdicts did the tiny world confirm and which not?",
-               "Matryoshka's extra cost showed up as worse reconstruction; its lead on absorption was not confirmed at "
-               "this budget (the verdict lines say so in each run)."))),
+               "The tiny world adds a cost the toy did not show (Matryoshka reconstructs worse, FVU higher on every "
+               "seed); its lower absorption is not confirmed where the run's verdict lines say 'no clear "
+               "difference'."))),
     },
     "07_circuits": {
         "Transcoders: sparse features that stand in for each MLP": Section(
