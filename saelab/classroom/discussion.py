@@ -315,8 +315,10 @@ SECTIONS: dict[str, dict[str, Section]] = {
              Q("How can you tell the run is not converged?",
                "Held-out FVU still falls over the last fifth of the run."))),
         "Dead latents and resampling": Section(
-            ("High_loss resampling lowers the dead fraction in every seed (8x, 1x, TopK); reinit at 1x does not.",
-             "Fewer dead latents is not a better SAE: FVU is worse soon after resampling at 8x.",
+            ("'high_loss' resampling clearly lowers the dead fraction at 8x and for TopK; at 1x the difference sits "
+             "near the seed spread (the verdict lines decide it).",
+             "Fewer dead latents is not a better SAE: FVU stays within a fifth at 1x and for TopK, and is much "
+             "higher at 8x soon after resampling.",
              "Judge by held-out FVU and L0 after revived latents settle, over seeds."),
             (Q("Why is FVU worse right after resampling at 8x?",
                "Revived latents still fire on many tokens (L0 several times higher) and have not settled."),
