@@ -196,3 +196,11 @@ def test_index_page_links_every_notebook():
             assert f"href='{href}'" in page
     assert "http" not in page
     assert json.dumps(rows)  # rows are plain data
+
+
+def test_a_build_that_cannot_start_leaves_the_earlier_kit(tmp_path):
+    (tmp_path / "out" / "slides").mkdir(parents=True)
+    (tmp_path / "out" / "slides" / "old.html").write_text("an earlier deck")
+    with pytest.raises(FileNotFoundError, match="make course"):
+        build.build(ROOT / "notebooks", tmp_path / "nothing-executed", tmp_path / "out")
+    assert (tmp_path / "out" / "slides" / "old.html").exists()

@@ -82,8 +82,21 @@ that keep the notebook running); the <b>solutions</b> edition is the notebook as
 """
 
 
+def preflight(source_dir: Path, executed_dir: Path) -> None:
+    """Raise before anything is removed when a notebook is not executed or carries no slide metadata."""
+    for name in NOTEBOOKS:
+        if not (executed_dir / name).exists():
+            raise FileNotFoundError(f"{executed_dir / name} is missing: run `make course` first (the slides show "
+                                    f"its figures)")
+        source = nbformat.read(source_dir / name, as_version=4)
+        if not any("slideshow" in c.metadata for c in source.cells):
+            raise ValueError(f"{name} carries no slide metadata; set it with "
+                             f"`python -m saelab.classroom.mark_slides notebooks/*.ipynb`")
+
+
 def build(source_dir: Path, executed_dir: Path, out: Path) -> list[dict]:
-    """Build everything; return the index rows."""
+    """Build everything (an earlier kit stays when a notebook is not ready); return the index rows."""
+    preflight(source_dir, executed_dir)
     for folder in ("slides", "student", "solutions", "guide"):
         shutil.rmtree(out / folder, ignore_errors=True)
         (out / folder).mkdir(parents=True)
