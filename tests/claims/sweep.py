@@ -34,6 +34,7 @@ SECOND_PATH = {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE
 THREADS = (2, 1, 1, 2)
 MIN_RUNS = 12  # the sweep's default: a sentence stands only if its claim test passes in every one of these runs
 TESTED_RUNS = 4  # what `make test` requires of every notebook's sweep at least: runs 0-3, one of each path x threads
+RUN_TIMEOUT = int(os.environ.get("SWEEP_RUN_TIMEOUT", 1800))  # seconds before a run counts as hung
 MARKER = re.compile(r"<!-- sweep: (\{.*\}) -->")
 
 
@@ -114,6 +115,7 @@ def start(notebook: str, run: Run, digest: str) -> subprocess.Popen:
     out = result_path(notebook, run)
     out.parent.mkdir(parents=True, exist_ok=True)
     raw = out.with_suffix(".pytest.json")
+    raw.unlink(missing_ok=True)  # a killed earlier run may have left one behind
     env = run.env()
     env["SAELAB_SWEEP_OUT"] = str(raw)
     figures = [f"tests/claims/test_figures.py::{test}[{notebook}]" for test in (
@@ -121,10 +123,19 @@ def start(notebook: str, run: Run, digest: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "pytest", str(claim_file(notebook).relative_to(ROOT)), *figures, "-q",
            "-p", "no:cacheprovider", "-p", "tests.claims.sweep_plugin", "-o", "enable_assertion_pass_hook=true"]
     log = open(out.with_suffix(".log"), "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     proc.meta = {"notebook": notebook, "run": run, "hash": digest, "raw": raw, "out": out,  # type: ignore[attr-defined]
                  "started": time.time(), "log": log}
     return proc
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """Kill a run's pytest process and the Jupyter kernel it started (its own process group)."""
+    try:
+        os.killpg(proc.pid, 9)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
 
 
 def finish(proc: subprocess.Popen) -> str:
@@ -157,6 +168,7 @@ def sweep(notebooks: list[str], n_runs: int, cores: int) -> None:
         todo += [(nb, Run(i), digest) for i in range(n_runs) if not is_done(nb, Run(i), digest)]
     print(f"claims sweep: {len(todo)} run(s) to make on {cores} core(s) for {', '.join(notebooks)}", flush=True)
     running: list[subprocess.Popen] = []
+    retried: set[tuple[str, int]] = set()
     while todo or running:
         free = cores - sum(p.meta["run"].threads for p in running)  # type: ignore[attr-defined]
         # look ahead only within the first notebook left, so notebooks finish (and report) one after another
@@ -172,6 +184,19 @@ def sweep(notebooks: list[str], n_runs: int, cores: int) -> None:
             running.append(start(*todo.pop(0)))
             continue
         time.sleep(2)
+        for proc in [p for p in running if p.poll() is None and time.time() - p.meta["started"] > RUN_TIMEOUT]:
+            # a kernel that hangs idle while nbclient waits (seen a few times on a busy machine) is not a claim
+            # failing: kill the run and make it again, once
+            meta = proc.meta  # type: ignore[attr-defined]
+            kill_tree(proc)
+            running.remove(proc)
+            meta["log"].close()
+            key = (meta["notebook"], meta["run"].index)
+            print(f"{meta['notebook']} {meta['run'].describe()}: no result after {RUN_TIMEOUT} s, killed"
+                  + ("" if key in retried else "; it runs again"), flush=True)
+            if key not in retried:
+                retried.add(key)
+                todo.insert(0, (meta["notebook"], meta["run"], meta["hash"]))
         for proc in [p for p in running if p.poll() is not None]:
             running.remove(proc)
             print(finish(proc), flush=True)
