@@ -19,7 +19,19 @@ def test_a_passing_solution_is_accepted():
 def test_a_solution_turned_back_into_its_stub_is_named():
     stub = "# @title Solution\ndef f(x):\n    raise NotImplementedError\ncheck_f(f)"
     problems = solution_failures(notebook(stub, "… check_f: not done yet\n"))
-    assert problems == ["cell 1: no '✓ check_f' line in its output"]
+    assert problems == ["cell 1: '… check_f: not done yet'"]
+
+
+def test_a_composite_check_passes_with_one_success_line_per_part():
+    source = "# @title Solution\ncheck_both(f, g)"
+    assert solution_failures(notebook(source, "✓ check_f: correct\n✓ check_g: correct\n")) == []
+    assert solution_failures(notebook(source, "✓ check_f: correct\n✗ check_g: wrong\n")) == [
+        "cell 1: '✗ check_g: wrong'"]
+
+
+def test_a_solution_that_prints_no_verdict_is_named():
+    assert solution_failures(notebook("# @title Solution\ncheck_f(f)", "")) == [
+        "cell 1: 1 check(s) called (check_f) but 0 success line(s) printed"]
 
 
 def test_a_solution_that_calls_no_check_is_named():

@@ -55,10 +55,10 @@ SOLUTION = "# @title Solution"
 
 
 def solution_failures(nb: nbformat.NotebookNode) -> list[str]:
-    """Solution cells (first line `# @title Solution`) whose output lacks the success line of a check they call.
+    """Solution cells (first line `# @title Solution`) that did not pass every check they call.
 
-    In strict mode a wrong answer raises; this also catches a solution that prints nothing (a check that was
-    removed, or output swallowed), so "✓ check_x" must appear under every solution cell for every check it calls.
+    In strict mode a wrong answer raises; this also catches a solution that prints "not done yet" or nothing (output
+    swallowed), so every verdict line under a solution cell must be "✓ ...", at least one per check it calls.
     """
     problems = []
     for index, cell in enumerate(nb.cells):
@@ -68,7 +68,12 @@ def solution_failures(nb: nbformat.NotebookNode) -> list[str]:
         text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
         if not checks:
             problems.append(f"cell {index}: a solution cell that calls no check")
-        problems += [f"cell {index}: no '✓ {c}' line in its output" for c in checks if f"✓ {c}" not in text]
+        verdicts = [line for line in text.splitlines() if line.startswith(("✓ ", "✗ ", "… "))]
+        if any(not line.startswith("✓ ") for line in verdicts):  # "not done yet" or a wrong answer
+            problems.append(f"cell {index}: {next(v for v in verdicts if not v.startswith('✓ '))!r}")
+        elif len(verdicts) < len(checks):  # a check that printed nothing (check_l0_and_fvu prints one line per part)
+            problems.append(f"cell {index}: {len(checks)} check(s) called ({', '.join(checks)}) but "
+                            f"{len(verdicts)} success line(s) printed")
     return problems
 
 
