@@ -123,3 +123,19 @@ def test_every_check_is_fed_its_named_mistakes_and_two_wrong_answers_it_cannot_n
         for name in names:
             assert len(tested[name]["named"]) >= 1, f"{name}: no named mistake is fed to it"
             assert len(tested[name]["unnamed"]) >= 2, f"{name}: feed it at least two wrong answers it has no name for"
+
+
+def test_a_solution_cell_says_the_reference_now_stands_in(monkeypatch, capsys):
+    """Under a folded solution the success line must not read as the student's own success."""
+    import types
+
+    import IPython
+
+    from saelab.checks import report as rep
+    shell = types.SimpleNamespace(user_ns={"_ih": ["", "# @title Solution\ndef f(x):\n    return x\ncheck_f(f)"]})
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    assert rep.report("check_f", None) is True
+    assert capsys.readouterr().out.startswith("✓ check_f: the reference solution passes this check")
+    shell.user_ns["_ih"].append("def f(x):\n    return x\ncheck_f(f)")  # the student's own cell
+    assert rep.report("check_f", None) is True
+    assert capsys.readouterr().out == "✓ check_f: correct\n"

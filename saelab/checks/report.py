@@ -55,11 +55,27 @@ def call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"your function raised {type(err).__name__}: {err}{where}") from None
 
 
+STANDS_IN = ("the reference solution passes this check, and from here on it stands in for your function "
+             "(run your own cell again to use yours)")
+
+
+def in_solution_cell() -> bool:
+    """Whether the cell running now is a folded reference solution (its first line is `# @title Solution`), so its
+    success is the reference's, not the student's: IPython keeps the running cell's text as the last of `_ih`."""
+    try:
+        from IPython import get_ipython
+        shell = get_ipython()
+        source = shell.user_ns.get("_ih", [""])[-1] if shell is not None else ""
+    except (ImportError, AttributeError, IndexError):
+        return False
+    return isinstance(source, str) and source.lstrip().startswith("# @title Solution")
+
+
 def report(name: str, problem: str | None, not_done: bool = False) -> bool:
     """Print the one-line verdict; return True when correct. In strict mode a wrong answer raises CheckFailed, and so
     does a check's second "not done yet" (its first is the notebook's stub; the second, a solution still unwritten)."""
     if problem is None and not not_done:
-        print(f"✓ {name}: correct")
+        print(f"✓ {name}: {STANDS_IN if in_solution_cell() else 'correct'}")
         return True
     line = f"… {name}: {NOT_DONE}" if not_done else f"✗ {name}: {problem}"
     print(line)
