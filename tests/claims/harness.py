@@ -92,26 +92,25 @@ def notebook_values(name: str) -> dict:
 
 def _run(name: str) -> dict:
     """Execute notebook `name` with the probe cells; return its values."""
-    if True:
-        wanted = dict(_REGISTERED.get(name, {}))
-        wanted["__figures_created__"] = "_saelab_figures_created[0]"
-        nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-        probe = "import json as _json\nprint('@@VALUES@@' + _json.dumps({%s}))" % ", ".join(
-            f"{key!r}: {expr}" for key, expr in wanted.items())
-        nb.cells.insert(0, nbformat.v4.new_code_cell(COUNT_FIGURES))
-        nb.cells.append(nbformat.v4.new_code_cell(probe))
-        os.environ["SAELAB_OFFLINE"] = "1"
-        os.environ["SAELAB_CHECKS_STRICT"] = "1"
-        if os.environ.get("MPLBACKEND", "").lower() == "agg":  # Agg in the kernel would swallow every figure
-            del os.environ["MPLBACKEND"]
-        NotebookClient(nb, timeout=900, kernel_name="python3",
-                       resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
-        text = "".join(o.get("text", "") for o in nb.cells[-1].outputs  # stdout only: a warning goes to stderr
-                       if o.get("output_type") == "stream" and o.get("name") == "stdout")
-        values = json.loads(text.split("@@VALUES@@", 1)[1])
-        nb.cells.pop()
-        nb.cells.pop(0)
-        values["__images__"] = count_images(nb)
-        values["__solution_failures__"] = solution_failures(nb)
-        values["__solutions__"] = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.startswith(SOLUTION))
-        return values
+    wanted = dict(_REGISTERED.get(name, {}))
+    wanted["__figures_created__"] = "_saelab_figures_created[0]"
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    probe = "import json as _json\nprint('@@VALUES@@' + _json.dumps({%s}))" % ", ".join(
+        f"{key!r}: {expr}" for key, expr in wanted.items())
+    nb.cells.insert(0, nbformat.v4.new_code_cell(COUNT_FIGURES))
+    nb.cells.append(nbformat.v4.new_code_cell(probe))
+    os.environ["SAELAB_OFFLINE"] = "1"
+    os.environ["SAELAB_CHECKS_STRICT"] = "1"
+    if os.environ.get("MPLBACKEND", "").lower() == "agg":  # Agg in the kernel would swallow every figure
+        del os.environ["MPLBACKEND"]
+    NotebookClient(nb, timeout=900, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    text = "".join(o.get("text", "") for o in nb.cells[-1].outputs  # stdout only: a warning goes to stderr
+                   if o.get("output_type") == "stream" and o.get("name") == "stdout")
+    values = json.loads(text.split("@@VALUES@@", 1)[1])
+    nb.cells.pop()
+    nb.cells.pop(0)
+    values["__images__"] = count_images(nb)
+    values["__solution_failures__"] = solution_failures(nb)
+    values["__solutions__"] = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.startswith(SOLUTION))
+    return values

@@ -173,7 +173,7 @@ def sweep(notebooks: list[str], n_runs: int, cores: int) -> None:
         free = cores - sum(p.meta["run"].threads for p in running)  # type: ignore[attr-defined]
         # look ahead only within the first notebook left, so notebooks finish (and report) one after another
         fitting = [job for job in todo if job[0] == todo[0][0] and job[1].threads <= free] if todo else []
-        if fitting and (not running or free > 0):
+        if fitting:
             nb, run, _ = job = fitting[0]
             todo.remove(job)
             digest = notebook_hash(nb)  # now, not when planned: a notebook edited meanwhile is swept as it is now
