@@ -282,6 +282,20 @@ SECTIONS: dict[str, dict[str, Section]] = {
              Q("How would you find the window on GPT-2 without a grammar checker?",
                "Sweep the scale and watch fluency after the neutral context; the breakdown is where it falls far "
                "below the unsteered value."))),
+        "Baselines: a random direction, a difference of means, prompting": Section(
+            ("Every vector adds the same length; five seeds draw directions, labelled prompts, prefixes and samples.",
+             "Tiny world: a random direction does almost nothing; a difference of means beats the SAE vector.",
+             "An SAE vector is named and inspectable and offers a choice among features; it is not the strongest."),
+            (Q("Why is a random direction of the same length the first control?",
+               "It shows whether any push of that size changes the sentiment; if it did, the SAE direction would "
+               "mean nothing."),
+             Q("A difference of means from 16 labelled prompts beats the SAE vector. When would you still use the "
+               "SAE?",
+               "When you need to know what you add (named latents you can check), or a concept you have no labelled "
+               "prompts for."),
+             Q("What could a difference of means pick up besides sentiment?",
+               "Anything else that differs between the two prompt sets, e.g. words or lengths that happen to go with "
+               "one label."))),
         "Try it yourself": Section(
             ("The panel: latents, magnitude mode, scale, temperature, seeds; Generate and Sweep.",),
             (Q("You see a striking steered sample. What do you check before believing the effect?",
@@ -289,10 +303,11 @@ SECTIONS: dict[str, dict[str, Section]] = {
              Q("Which setting would you change first to find your own window, and why?",
                "The scale, in a sweep: it sets the added length, which decides the effect."))),
         "Summary": Section(
-            ("Steering vector = sum of decoder columns; compare at equal length; measure a window over seeds.",),
-            (Q("What three controls made the steering claims trustworthy?",
-               "Unsteered samples with the same seeds, equal added length, and a fluency / grammar measure that does "
-               "not reward the sentiment."),
+            ("Steering vector = sum of decoder columns; compare at equal length; measure a window over seeds.",
+             "Report SAE steering beside a random direction and a difference of means (AxBench)."),
+            (Q("What controls made the steering claims trustworthy?",
+               "Unsteered samples with the same seeds, equal added length, a fluency / grammar measure that does "
+               "not reward the sentiment, and baselines (random directions, a difference of means) at that length."),
              Q("How does steering relate to patching?",
                "Both intervene on activations; patching copies values between runs, steering adds a direction while "
                "the model generates."))),

@@ -23,6 +23,9 @@ VALUES = {
         "curves": "{m: [(p.negative, p.well_formed) for p in pts] for m, pts in curves.items()}",
         "sweep": "[(p.scale, p.negative, p.well_formed, p.fluency) for p in points]", "spot": "spot",
         "broken": "broken", "panel": "panel.shares",
+        "base_seeds": "BASE_SEEDS", "base_length": "LENGTH",
+        "arms": "{a: [(s.negative, s.well_formed, s.fluency) for s in r] for a, r in arms.items()}",
+        "cos_dom_sae": "cos_dom_sae.tolist()",
     }
 register(NOTEBOOK, VALUES)
 
@@ -134,3 +137,45 @@ def test_04_panel_default_run_shows_the_difference_in_every_seed(nb04):
     panel = nb04["panel"]
     assert len(panel["unsteered"]) == 3 and max(panel["unsteered"]) < min(panel["steered"])
 
+
+
+def _arm(nb04, arm, i):
+    """Per-seed values of one baseline arm: i = 0 share negative, 1 share well formed, 2 fluency."""
+    return [row[i] for row in nb04["arms"][arm]]
+
+
+def test_04_baselines_run_five_seeds_at_the_length_of_section_4(nb04):
+    assert len(nb04["base_seeds"]) == 5 and 20 < nb04["base_length"] < 40
+    assert list(nb04["arms"]) == ["unsteered", "random", "difference of means", "SAE", "prompting"]
+    assert all(len(v) == 5 for v in nb04["arms"].values())
+
+
+def test_04_a_random_direction_changes_almost_nothing(nb04):
+    """ "a random direction of the same length changes almost nothing. In every seed it turns far fewer
+    continuations negative than the SAE vector, about as few as the unsteered model, and its text stays as well
+    formed" """
+    rand, sae, un = (_arm(nb04, a, 0) for a in ("random", "SAE", "unsteered"))
+    assert max(rand) + 0.4 < min(sae)  # far fewer, in every seed
+    assert abs(mean(rand) - mean(un)) <= 0.1 and max(rand) <= 0.3
+    assert abs(mean(_arm(nb04, "random", 1)) - mean(_arm(nb04, "unsteered", 1))) <= 0.05
+
+
+def test_04_a_difference_of_means_beats_the_sae_vector_in_every_seed(nb04):
+    """ "the difference of means [...] does better than the SAE vector: in every seed it turns more continuations
+    negative (nearly all), and its text stays about as well formed as the unsteered model's" (also the summary:
+    "turns more continuations negative than the SAE vector, in every seed") """
+    dom, sae = _arm(nb04, "difference of means", 0), _arm(nb04, "SAE", 0)
+    assert min(dom) > max(sae) and mean(dom) >= 0.95
+    wf_dom, wf_un = _arm(nb04, "difference of means", 1), _arm(nb04, "unsteered", 1)
+    assert min(wf_dom) >= 0.85 and mean(wf_un) - mean(wf_dom) <= 0.1
+
+
+def test_04_prompting_falls_short_of_the_difference_of_means_in_every_seed(nb04):
+    """ "Prompting falls short of the difference of means in every seed" """
+    assert max(_arm(nb04, "prompting", 0)) < min(_arm(nb04, "difference of means", 0))
+
+
+def test_04_difference_of_means_shares_a_direction_with_the_sae_vector_but_is_not_it(nb04):
+    """ "the two vectors share a direction but are not the same (the cosines printed above lie between 0.2 and
+    0.9)" """
+    assert len(nb04["cos_dom_sae"]) == 5 and all(0.2 < c < 0.9 for c in nb04["cos_dom_sae"])
