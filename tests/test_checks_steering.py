@@ -8,7 +8,8 @@ import torch
 
 from saelab import steering
 from saelab.checks import report
-from saelab.checks.steering import check_steer, check_steering_hook, check_steering_vector
+from saelab.checks.steering import (check_difference_of_means, check_steer, check_steering_hook,
+                                    check_steering_vector)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -282,6 +283,71 @@ def test_strict_mode_raises_for_a_wrong_answer(model, monkeypatch):
     assert n_hooks(model) == 0
 
 
+# --- exercise 4: a difference-of-means vector ------------------------------------------------------------------
+NEG = ["he is bad", "i love him. he is a bad", "he is a bad"]   # three lengths: a padded batch goes wrong
+POS = ["he is good", "i love him. he is a good", "he is a good"]
+
+
+def rows(model, prompts, position=-1):
+    return torch.stack([model.run_with_cache(p, names_filter=HOOK)[1][HOOK][0, position] for p in prompts])
+
+
+def right_dom(model, hook_name, negative, positive):
+    from saelab.steering_baselines import difference_of_means
+    return difference_of_means(model, hook_name, negative, positive)
+
+
+def test_dom_check_passes_the_right_answer_and_matches_the_library(model, capsys):
+    assert check_difference_of_means(right_dom, model, HOOK, NEG, POS) is True
+    assert verdict(capsys) == "✓ check_difference_of_means: correct\n"
+    torch.testing.assert_close(right_dom(model, HOOK, NEG, POS), rows(model, NEG).mean(0) - rows(model, POS).mean(0))
+
+
+def test_dom_check_says_not_done_for_the_stub(model, capsys):
+    def stub(model, hook_name, negative, positive):
+        raise NotImplementedError
+
+    assert check_difference_of_means(stub, model, HOOK, NEG, POS) is False
+    assert verdict(capsys).startswith("… check_difference_of_means: not done yet")
+
+
+def padded(model, hook_name, negative, positive):
+    last = lambda ps: model.run_with_cache(model.to_tokens(ps), names_filter=hook_name)[1][hook_name][:, -1]
+    return last(negative).mean(0) - last(positive).mean(0)
+
+
+def every_position(model, hook_name, negative, positive):
+    mean = lambda ps: torch.cat([model.run_with_cache(p, names_filter=hook_name)[1][hook_name][0] for p in ps]).mean(0)
+    return mean(negative) - mean(positive)
+
+
+DOM_MISTAKES = [
+    (lambda m, h, n, p: None, "returned None"),
+    (lambda m, h, n, p: rows(m, n) - rows(m, p)[:1], "one row per prompt"),
+    (lambda m, h, n, p: right_dom(m, h, p, n), "points from negative to positive"),
+    (lambda m, h, n, p: right_dom(m, h, n, p) / right_dom(m, h, n, p).norm(), "normalised"),
+    (lambda m, h, n, p: rows(m, n).mean(0), "negative prompts' mean"),
+    (every_position, "averaged every position"),
+    (lambda m, h, n, p: rows(m, n, 0).mean(0) - rows(m, p, 0).mean(0), "position 0"),
+    (padded, "padded batch"),
+    (lambda m, h, n, p: right_dom(m, h, n, p) + 0.1, "values differ"),
+]
+
+
+@pytest.mark.parametrize("wrong, hint", DOM_MISTAKES)
+def test_dom_check_names_each_mistake(wrong, hint, model, capsys):
+    assert check_difference_of_means(wrong, model, HOOK, NEG, POS) is False
+    out = verdict(capsys)
+    assert out.startswith("✗ check_difference_of_means:") and hint in out, out
+
+
+def test_dom_check_refuses_too_few_prompts_and_unknown_hooks(model, capsys):
+    assert check_difference_of_means(right_dom, model, HOOK, NEG[:1], POS) is False
+    assert "at least two" in verdict(capsys)
+    assert check_difference_of_means(right_dom, model, "blocks.9.hook_resid_post", NEG, POS) is False
+    assert "no hook" in verdict(capsys)
+
+
 # --- wrong answers the checks do not name must not be praised ---------------------------------------------------
 @contextlib.contextmanager
 def steer_backwards(model, hook_name, vector, scale):
@@ -307,6 +373,10 @@ WRONG_ANSWERS = {
         lambda a, h, v, s, p=None: right_hook(a, h, -v, s, p),
         lambda a, h, v, s, p=None: right_hook(a, h, v, s + 1, p)]},
     "check_steer": {"named": STEER_MISTAKES, "unnamed": [steer_backwards, steer_another_hook]},
+    "check_difference_of_means": {"named": DOM_MISTAKES, "unnamed": [
+        lambda m, h, n, p: 2 * right_dom(m, h, n, p),
+        lambda m, h, n, p: rows(m, n).mean(0) - rows(m, n + p).mean(0),  # minus the mean of both sets
+        lambda m, h, n, p: rows(m, n).median(0).values - rows(m, p).median(0).values]},
 }
 
 
@@ -317,6 +387,8 @@ def test_unnamed_wrong_answers_are_not_praised(name, i, request, capsys):
         model = request.getfixturevalue("model")
         assert check_steer(answer, model, HOOK) is False
         assert n_hooks(model) == 0
+    elif name == "check_difference_of_means":
+        assert check_difference_of_means(answer, request.getfixturevalue("model"), HOOK, NEG, POS) is False
     else:
         assert {"check_steering_vector": check_steering_vector, "check_steering_hook": check_steering_hook}[name](
             answer) is False

@@ -1,7 +1,8 @@
-"""Checks for notebook 04's exercises: the steering vector, the steering hook, and a `with` block that always
-removes its hook. Each runs the student's function on several inputs (a single position, a batch of one, an all-zero
-vector, an error inside the block) against a reference written out here, not `saelab.steering` (whose functions a
-solution may call; the unit tests hold the two equal), and names the usual mistake.
+"""Checks for notebook 04's exercises: the steering vector, the steering hook, a `with` block that always
+removes its hook, and a difference-of-means vector. Each runs the student's function on several inputs (a single
+position, a batch of one, an all-zero vector, an error inside the block, prompts of different lengths) against a
+reference written out here, not `saelab.steering` or `saelab.steering_baselines` (whose functions a solution may
+call; the unit tests hold them equal), and names the usual mistake.
 """
 from __future__ import annotations
 
@@ -234,3 +235,72 @@ def check_steer(fn: Callable[[Any, str, torch.Tensor, float], Any], model: Any, 
             if key not in had:
                 handle.hook.remove()
                 hook_point.fwd_hooks.remove(handle)
+
+
+# --- exercise 4: a difference-of-means vector ------------------------------------------------------------------
+@torch.no_grad()
+def _last_rows(model: Any, hook_name: str, prompts: list[str], position: int = -1) -> torch.Tensor:
+    """The residual at `hook_name` at `position` of each prompt, one prompt per run [n, d_model] (no padding)."""
+    return torch.stack([model.run_with_cache(model.to_tokens(p), names_filter=hook_name)[1][hook_name][0, position]
+                        for p in prompts])
+
+
+@torch.no_grad()
+def _padded_last_rows(model: Any, hook_name: str, prompts: list[str]) -> torch.Tensor:
+    """The mistake of batching prompts of different lengths: the last column is a pad token for the shorter ones."""
+    return model.run_with_cache(model.to_tokens(list(prompts)), names_filter=hook_name)[1][hook_name][:, -1]
+
+
+@torch.no_grad()
+def _all_positions_mean(model: Any, hook_name: str, prompts: list[str]) -> torch.Tensor:
+    """The mistake of averaging every position of every prompt instead of the last one [d_model]."""
+    return torch.cat([model.run_with_cache(model.to_tokens(p), names_filter=hook_name)[1][hook_name][0]
+                      for p in prompts]).mean(0)
+
+
+def check_difference_of_means(fn: Callable[[Any, str, list[str], list[str]], torch.Tensor], model: Any,
+                              hook_name: str, negative: list[str], positive: list[str]) -> bool:
+    """Check `fn(model, hook_name, negative, positive) -> [d_model]`: the mean residual at `hook_name` at the last
+    token of the negative prompts minus that of the positive ones, on the given prompts and on unequal subsets."""
+
+    def body() -> str | None:
+        if hook_name not in model.hook_dict:
+            raise ValueError(f"the model has no hook {hook_name!r}; pass the SAE's, e.g. sae.hook_name")
+        if len(negative) < 2 or len(positive) < 2:
+            raise ValueError("give the check at least two negative and two positive prompts")
+        for neg, pos in ((list(negative), list(positive)), (list(negative[:1]), list(positive[1:]))):
+            neg_rows, pos_rows = _last_rows(model, hook_name, neg), _last_rows(model, hook_name, pos)
+            want = neg_rows.mean(0) - pos_rows.mean(0)
+            got = report.call(fn, model, hook_name, neg, pos)
+            if got is None:
+                return "your function returned None; return the vector (a tensor of shape [d_model])"
+            if not torch.is_tensor(got):
+                return f"expected a torch.Tensor; got {type(got).__name__}"
+            got = got.detach().to(want.device)
+            if got.shape != want.shape:
+                hint = (" It looks like one row per prompt: take the mean over the prompts."
+                        if got.dim() == 2 and got.shape[-1] == want.shape[-1] else "")
+                return f"shape {list(got.shape)}, expected [d_model] = {list(want.shape)}.{hint}"
+            if _close(got, -want):
+                return ("the vector points from negative to positive: subtract the positive prompts' mean from the "
+                        "negative prompts' mean, not the other way round")
+            if _close(got, want / want.norm()):
+                return ("you normalised the vector; return the raw difference (the notebook rescales it to the "
+                        "length it compares at)")
+            if _close(got, neg_rows.mean(0)):
+                return "you returned the negative prompts' mean; subtract the positive prompts' mean from it"
+            if _close(got, _all_positions_mean(model, hook_name, neg) - _all_positions_mean(model, hook_name, pos)):
+                return ("you averaged every position; take each prompt's last token, where the model is about to "
+                        "write the sentiment word")
+            if _close(got, _last_rows(model, hook_name, neg, 0).mean(0) - _last_rows(model, hook_name, pos, 0).mean(0)):
+                return "you took position 0 (the BOS token, the same for every prompt); take the last token, [0, -1]"
+            padded = _padded_last_rows(model, hook_name, neg).mean(0) - _padded_last_rows(model, hook_name, pos).mean(0)
+            if not _close(padded, want) and _close(got, padded):
+                return ("you ran prompts of different lengths as one padded batch, so the last column is a pad token "
+                        "for the shorter ones; run one prompt at a time (or pick each prompt's own last position)")
+            if not _close(got, want):
+                return (f"the values differ from the difference of the last-token means "
+                        f"(max difference {(got - want).abs().max():.3g})")
+        return None
+
+    return report.check("check_difference_of_means", body)

@@ -44,6 +44,7 @@ EXERCISES: dict[str, Markers] = {
     "check_steering_vector": Markers(1, 4, (5, 10)),
     "check_steering_hook": Markers(2, 4, (10, 15)),
     "check_steer": Markers(3, 3, (10, 15)),
+    "check_difference_of_means": Markers(2, 4, (10, 15)),
     # 05: training
     "check_training_step": Markers(2, 5, (10, 20)),
     "check_resample_high_loss": Markers(3, 2, (15, 25)),

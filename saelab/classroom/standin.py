@@ -84,6 +84,8 @@ REFERENCES: dict[str, Reference] = {
     "my_steering_vector": Reference("saelab.steering.steering_vector", _public("saelab.steering.steering_vector")),
     "my_steering_hook": Reference("saelab.steering.add_steering", _steering_hook),
     "my_steer": Reference("saelab.steering.steer", _public("saelab.steering.steer")),
+    "my_difference_of_means": Reference("saelab.steering_baselines.difference_of_means",
+                                        _public("saelab.steering_baselines.difference_of_means")),
     "resample_high_loss": Reference("saelab.training.resample_dead_latents", _resample),
     "my_mcc": Reference("saelab.ground_truth.mcc", _mcc),
 }
