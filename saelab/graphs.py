@@ -215,6 +215,11 @@ def _cutoff(scores: torch.Tensor, keep: float) -> float:
     return float(ordered[min(int(torch.searchsorted(share, torch.tensor(keep))), len(ordered) - 1)])
 
 
+def keep_by_influence(scores: torch.Tensor, share: float) -> torch.Tensor:
+    """Bool mask [n]: the fewest, highest scores that together hold `share` of the total (ties kept together)."""
+    return scores >= _cutoff(scores, check_threshold(share, "share"))
+
+
 @dataclass
 class Pruned:
     """Which nodes and edges survive pruning: node_mask [n_nodes], edge_mask [n_nodes, n_nodes]."""
@@ -231,7 +236,8 @@ def prune(graph: Graph, node_threshold: float = 0.8, edge_threshold: float = 0.9
     infl = node_influence(graph)
     fixed = graph.mask("token") | graph.mask("logit")
     inner = graph.mask("feature") | graph.mask("error")
-    node_mask = fixed | (inner & (infl >= _cutoff(infl[inner], node_threshold)))
+    node_mask = fixed.clone()
+    node_mask[inner] = keep_by_influence(infl[inner], node_threshold)
     A = graph.adjacency * node_mask[:, None] * node_mask[None, :]
     A_norm = normalize_rows(A)
     edge_scores = A_norm * (influence(A_norm, w) + w)[:, None]

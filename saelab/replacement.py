@@ -184,13 +184,17 @@ def clean_run(weights: GPT2Weights, tokens: torch.Tensor, sites: dict[int, Any])
 @torch.no_grad()
 def run_model(weights: GPT2Weights, tokens: torch.Tensor, sites: dict[int, Any],
               errors: dict[int, torch.Tensor] | None = None,
-              scale: dict[tuple[int, int, int], float] | None = None, frozen: CleanRun | None = None) -> CleanRun:
+              scale: dict[tuple[int, int, int], float] | None = None, frozen: CleanRun | None = None,
+              freeze: tuple[str, ...] = ("attention", "layernorm"), keep_mlps: bool = False) -> CleanRun:
     """The real model on tokens [pos] (patterns and LayerNorm recomputed, every nonlinearity kept).
 
     Without `errors`: the clean run, each site's error = true output - reconstruction. With `errors` (from a
     clean run) each site writes its reconstruction + that kept error, and `scale` {(layer, pos, latent): factor}
-    multiplies chosen feature activations first (0 switches a feature off): an intervention on features.
-    With `frozen` (a clean run) the attention patterns and LayerNorm scales are taken from it instead.
+    multiplies chosen feature activations first (0 switches a feature off): an intervention on features in the
+    *local replacement model*. With `frozen` (a clean run) what `freeze` names ("attention": the patterns,
+    "layernorm": the LayerNorm scales) is taken from it instead. With `keep_mlps=True` every MLP runs as usual
+    and a scaled feature only changes its MLP's output by (factor - 1) x activation x decoder column: an
+    intervention in the *real model* (no errors are kept, no other feature is involved).
     """
     check_sites(weights, sites)
     tokens = tokens.reshape(-1)
@@ -199,16 +203,25 @@ def run_model(weights: GPT2Weights, tokens: torch.Tensor, sites: dict[int, Any],
     embed = weights.wte[tokens] + weights.wpe[:P]
     run = CleanRun(tokens, torch.empty(0), embed)
     resid = embed
+    bad = set(freeze) - {"attention", "layernorm"}
+    if bad:
+        raise ValueError(f"freeze may name 'attention' and 'layernorm'; got {sorted(bad)}")
+    fixed_ln = frozen if frozen is not None and "layernorm" in freeze else None
+    fixed_attn = frozen if frozen is not None and "attention" in freeze else None
     for L, w in enumerate(weights.blocks):
-        run.scales[f"ln1.{L}"] = s1 = ln_scale(resid, eps) if frozen is None else frozen.scales[f"ln1.{L}"]
+        run.scales[f"ln1.{L}"] = s1 = ln_scale(resid, eps) if fixed_ln is None else fixed_ln.scales[f"ln1.{L}"]
         h = layer_norm(resid, w["ln1_w"], w["ln1_b"], s1)
-        run.patterns.append(attention_pattern(w, h, weights.n_heads) if frozen is None else frozen.patterns[L])
+        run.patterns.append(attention_pattern(w, h, weights.n_heads) if fixed_attn is None else fixed_attn.patterns[L])
         resid = resid + attention_out(w, h, run.patterns[-1], weights.n_heads)
-        run.scales[f"ln2.{L}"] = s2 = ln_scale(resid, eps) if frozen is None else frozen.scales[f"ln2.{L}"]
+        run.scales[f"ln2.{L}"] = s2 = ln_scale(resid, eps) if fixed_ln is None else fixed_ln.scales[f"ln2.{L}"]
         h2 = layer_norm(resid, w["ln2_w"], w["ln2_b"], s2)
         out = mlp(w, h2)
         site = sites.get(L)
-        if site is not None and site.kind == "mlp":
+        if site is not None and site.kind == "mlp" and keep_mlps:
+            acts = site.activate(site.pre_acts(h2))
+            run.acts[L] = _scaled(acts.clone(), L, scale)
+            out = out + (run.acts[L] - acts) @ site.sae.W_dec.T
+        elif site is not None and site.kind == "mlp":
             acts = _scaled(site.activate(site.pre_acts(h2)), L, scale)
             recon = acts @ site.sae.W_dec.T + site.write_rest(h2)
             run.acts[L] = acts
@@ -223,7 +236,7 @@ def run_model(weights: GPT2Weights, tokens: torch.Tensor, sites: dict[int, Any],
             run.acts[L] = acts
             run.errors[L] = resid - recon if errors is None else errors[L]
             resid = recon + run.errors[L]
-    run.scales["ln_f"] = sf = ln_scale(resid, eps) if frozen is None else frozen.scales["ln_f"]
+    run.scales["ln_f"] = sf = ln_scale(resid, eps) if fixed_ln is None else fixed_ln.scales["ln_f"]
     run.logits = layer_norm(resid, *weights.ln_f, sf) @ weights.W_U.T
     if weights.b_U is not None:
         run.logits = run.logits + weights.b_U

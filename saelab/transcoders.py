@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -163,6 +163,35 @@ def replacement_lm_loss(model: Any, transcoders: dict[int, Transcoder], texts: S
     return {"exact": exact, "replacement": replaced}
 
 
+def linear_stand_in(x: torch.Tensor, y: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The best linear map from MLP inputs x to outputs y [n_tokens, d_model] (least squares), as a function."""
+    W, mx, my = fit_skip(x, y), x.mean(0), y.mean(0)
+    return lambda a: (a - mx) @ W.T + my
+
+
+@torch.no_grad()
+def spliced_lm_loss(model: Any, texts: Sequence[str], stand_ins: dict[int, Callable[[torch.Tensor], torch.Tensor]]
+                    ) -> float:
+    """Next-token loss (nats) with each layer's MLP output replaced by stand_ins[L](MLP input), BOS and padding
+    left out: a transcoder, a linear map, `lambda x: 0 * x` (zero ablation) or anything else of that shape."""
+    tokens, mask = tokenize_texts(model, list(texts))
+    hooks, inputs = [], {}
+    for L, fn in stand_ins.items():
+        x_name, y_name = mlp_hooks(L)
+
+        def keep_input(act: torch.Tensor, hook: Any, L: int = L) -> None:
+            inputs[L] = act
+
+        def replace(act: torch.Tensor, hook: Any, L: int = L, fn: Callable = fn) -> torch.Tensor:
+            return fn(inputs[L])
+
+        hooks += [(x_name, keep_input), (y_name, replace)]
+    with model.hooks(fwd_hooks=hooks):
+        logits = model(tokens)
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten(), reduction="none")
+    return float(nll[mask[:, 1:].flatten()].mean())
+
+
 # --- what a transcoder feature does: top contexts and logit effects (for the graph's feature card) -------------
 @dataclass
 class Corpus:
@@ -203,3 +232,51 @@ def feature_card(model: Any, weights: Any, transcoder: Transcoder, latent: int, 
     return FeatureCard(latent, int(data.mask.sum()), acts[acts > 0], contexts,
                        [(word(i), float(v)) for v, i in zip(up.values, up.indices)],
                        [(word(i), float(-v)) for v, i in zip(down.values, down.indices)])
+
+
+@torch.no_grad()
+def top_token(transcoder: Transcoder, latent: int, data: Corpus, n: int = 20) -> str:
+    """A short description of a feature: the token it fires on most often among its `n` strongest activations
+    in `data` (repr, e.g. "'.'"), or '(silent)' if it never fires there."""
+    acts = transcoder.encode(data.inputs[transcoder.layer])[..., latent].masked_fill(~data.mask, 0)
+    values, flat = acts.flatten().topk(n)
+    words = [data.str_tokens[int(f) // acts.shape[1]][int(f) % acts.shape[1]] for v, f in zip(values, flat) if v > 0]
+    return repr(max(set(words), key=words.count)) if words else "(silent)"
+
+
+@torch.no_grad()
+def sentiment_features(transcoders: dict[int, Transcoder], pairs: dict[int, tuple[torch.Tensor, torch.Tensor]],
+                       stories: Sequence[Any], threshold: float = 0.9) -> dict[tuple[int, int], str]:
+    """{(layer, latent): "positive" | "negative"}: features whose per-story AUROC for the stories' sentiment is at
+    least `threshold` (positive) or at most 1 - threshold (negative), on MLP inputs `pairs` of those stories."""
+    from saelab.evaluation import story_ids
+    from saelab.prompts import token_labels
+
+    labels, ids = token_labels(list(stories), "sentiment"), story_ids(stories)
+    found = {}
+    for L, (x, _) in pairs.items():
+        auroc = metrics.concept_auroc(transcoders[L].encode(x), labels, "positive", ids)
+        found |= {(L, int(i)): "positive" for i in (auroc >= threshold).nonzero().flatten()}
+        found |= {(L, int(i)): "negative" for i in (auroc <= 1 - threshold).nonzero().flatten()}
+    return found
+
+
+@torch.no_grad()
+def explain_features(transcoders: dict[int, Transcoder], pairs: dict[int, tuple[torch.Tensor, torch.Tensor]],
+                     stories: Sequence[Any], features: Sequence[tuple[int, int]], seed: int = 0) -> dict:
+    """{(layer, latent): the autointerp predicate (`saelab.autointerp.explain`) over the stories' known facts}."""
+    from saelab import autointerp as ai
+    from saelab.prompts import token_labels
+
+    facts = ai.Facts({"word": [w for s in stories for w in s.words],
+                      **{c: token_labels(list(stories), c) for c in stories[0].labels}})
+    acts = {L: transcoders[L].encode(pairs[L][0]) for L in {L for L, _ in features}}
+    return {(L, i): ai.explain(acts[L][:, i], facts, seed=seed) for L, i in features}
+
+
+@torch.no_grad()
+def promoted_word(model: Any, weights: Any, transcoder: Transcoder, latent: int) -> str:
+    """The next token a feature's output direction promotes most (through ln_f's weight and the unembedding)."""
+    column = transcoder.sae.W_dec[:, latent]
+    effect = ((column - column.mean()) * weights.ln_f[0]) @ (weights.W_U - weights.W_U.mean(0)).T
+    return model.tokenizer.decode([int(effect.argmax())])

@@ -8,8 +8,10 @@ from saelab import metrics
 from saelab.activations import tinyworld_texts
 from saelab.models import load_model
 from saelab.replacement import gpt2_weights
-from saelab.transcoders import (Transcoder, corpus, feature_card, fit_skip, load_transcoders, mlp_hooks, mlp_pairs,
-                                replacement_lm_loss, save_transcoders, train_transcoder, transcoder_fvu)
+from saelab.transcoders import (Transcoder, corpus, explain_features, feature_card, fit_skip, linear_stand_in,
+                                load_transcoders, mlp_hooks, mlp_pairs, promoted_word, replacement_lm_loss,
+                                save_transcoders, sentiment_features, spliced_lm_loss, top_token, train_transcoder,
+                                transcoder_fvu)
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +112,45 @@ def test_transcoder_call_is_features_plus_rest(trained, pairs):
     x = pairs[1][0][:5]
     assert isinstance(tc, Transcoder)
     assert torch.allclose(tc(x), tc.encode(x) @ tc.sae.W_dec.T + tc.output_without_features(x), atol=1e-6)
+
+
+def test_spliced_loss_agrees_with_the_replacement_loss_and_its_baselines(model, texts, pairs, trained):
+    tc, _ = trained
+    base = replacement_lm_loss(model, {1: tc}, texts[:20])
+    assert spliced_lm_loss(model, texts[:20], {}) == pytest.approx(base["exact"], abs=1e-5)
+    assert spliced_lm_loss(model, texts[:20], {1: tc}) == pytest.approx(base["replacement"], abs=1e-5)
+    x, y = pairs[1]
+    linear = spliced_lm_loss(model, texts[:20], {1: linear_stand_in(x, y)})
+    zero = spliced_lm_loss(model, texts[:20], {1: lambda a: 0 * a})
+    assert abs(linear - base["exact"]) < 0.05 and linear < zero  # a fitted linear map loses less than zero ablation
+
+
+def test_linear_stand_in_recovers_an_affine_map():
+    g = torch.Generator().manual_seed(0)
+    x, W, b = torch.randn(500, 6, generator=g), torch.randn(4, 6, generator=g), torch.randn(4, generator=g)
+    fn = linear_stand_in(x, x @ W.T + b)
+    assert torch.allclose(fn(x[:7]), x[:7] @ W.T + b, atol=1e-4)
+
+
+def test_feature_descriptions(model, texts, trained):
+    tc, _ = trained
+    data = corpus(model, texts[:40], [1])
+    acts = tc.encode(data.inputs[1]).masked_fill(~data.mask[..., None], 0)
+    latent = int((acts > 0).flatten(0, 1).sum(0).argmax())
+    row, pos = divmod(int(acts[..., latent].flatten().argmax()), acts.shape[1])
+    word = top_token(tc, latent, data, n=1)
+    assert word == repr(data.str_tokens[row][pos])  # with n=1: the token of its strongest activation
+    assert isinstance(promoted_word(model, gpt2_weights(model), tc, latent), str)
+
+
+def test_sentiment_features_and_their_explanations(model):
+    from saelab.prompts import tinyworld_stories
+
+    stories = tinyworld_stories(60, seed=3)
+    tcs = load_transcoders()
+    pairs = mlp_pairs(model, [s.text for s in stories], [0])
+    found = sentiment_features({0: tcs[0]}, pairs, stories)
+    assert found and set(found.values()) <= {"positive", "negative"}
+    feature = next(iter(found))
+    explained = explain_features({0: tcs[0]}, pairs, stories, [feature])
+    assert set(explained) == {feature} and str(explained[feature])

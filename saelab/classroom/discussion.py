@@ -450,40 +450,49 @@ SECTIONS: dict[str, dict[str, Section]] = {
     "07_circuits": {
         "Transcoders: sparse features that stand in for each MLP": Section(
             ("A transcoder reads the MLP's input and predicts its output through sparse features.",
-             "Each explains more than the best linear map; the replacement model loses a little loss."),
-            (Q("Why compare each transcoder with the best linear map?",
-               "The tiny world's MLPs are close to linear; beating the linear map shows the features add something."),
+             "Baselines: linear maps lose a little, zero ablation several nats; the transcoders close most of the "
+             "gap from the linear maps to the exact model.",
+             "Per-layer transcoders are Circuit Tracing's baseline; cross-layer transcoders its method."),
+            (Q("Why compare the transcoders with linear maps and not only with zero ablation?",
+               "The tiny world's MLPs are close to linear, so linear maps already recover almost everything; only "
+               "beating them shows the features add something."),
              Q("What happens to what the transcoders miss?",
                "It becomes error nodes in the graph, so the graph still explains the exact model's output."))),
         'The attribution graph of "i love him. he is such a"': Section(
             ("Freeze attention patterns and LayerNorm scales: the model is linear in feature activations.",
              "Edge = direct effect x source activation; edges add up to pre-activations exactly.",
+             "Influence: the sum over paths of every length, w (A + A^2 + ...).",
              "Replacement and completeness scores: how much runs through features vs errors."),
             (Q("Why must attention and LayerNorm be frozen to define edges?",
                "Only then is the model linear in the features, so direct effects are well defined and add up."),
              Q("What does the replacement score measure?",
                "The share of influence on the answer that starts at input tokens rather than error nodes."))),
         "Pruning and reading the graph": Section(
-            ("Keep nodes and edges that carry most of the influence on the answer.",
-             "The panel shows each kept feature's card."),
+            ("Keep the fewest, most influential nodes that together hold a share of the influence; then edges.",
+             "The drawing: hook points in rows, positions in columns, features labelled; the panel shows cards."),
             (Q("Why prune by influence rather than by edge weight alone?",
                "Influence counts indirect paths to the answer; a large edge far from the answer may not matter."),
              Q("What does a feature card add to a node in the graph?",
                "Where it fires and which words it promotes, so a node becomes something to read."))),
         "Validation: does the graph predict what interventions do?": Section(
-            ("Frozen: interventions move the logits as predicted (r close to 1).",
-             "Free attention and LayerNorm: agreement is gone."),
-            (Q("What does the drop in agreement when attention is free tell you?",
-               "The graph describes the model at the clean run's attention and LayerNorm; how they respond to a change "
-               "is left out and matters here."),
+            ("Local replacement model (TopK redone, errors kept) vs real model (MLPs run, decoded contribution "
+             "removed).",
+             "Both frozen: r close to 1, close to a tautology; attention free: still close; LayerNorm free: drops.",
+             "Real model: lower agreement; for two features switched off together the sign is wrong."),
+            (Q("Why is the frozen agreement close to tautological?",
+               "The graph is the exact linearisation of that frozen system; only TopK re-selection can differ."),
+             Q("Which frozen part does the graph's failure come from here?",
+               "LayerNorm: freezing it alone restores the agreement; freezing attention alone does not."),
              Q("How would you test a path found in the graph?",
-               "Intervene in the real model (switch the features off) and measure the answer's change."))),
+               "Intervene in the real model (subtract the features' decoded contributions from their MLPs' outputs) "
+               "and compare with the graph's prediction, also for larger and joint interventions."))),
         "Ground truth: does the graph find the tiny world's true cause?": Section(
             ("Part of the influence passes through the sentiment word, almost all via its token.",
-             "Most influence sits at the last position; patching singles out the word more sharply."),
-            (Q("Why do patching and the graph disagree about the sentiment word?",
-               "Patching asks what difference a change makes between two prompts; the graph asks what the answer is "
-               "built from, mostly the last position's own features."),
+             "Sentiment features: AUROC plus an autointerp predicate that names the same sentiment.",
+             "One signed target for graph and patching: both single out ' love'; the graph also credits shared tokens."),
+            (Q("Why did unsigned influence make the sentiment word look minor?",
+               "It aims at the top-10 logits (all positive adjectives) with absolute values; with the signed "
+               "positive-minus-negative target, ' love' is the largest source."),
              Q("Is a graph that puts little weight on the true cause wrong?",
                "Not necessarily: it answers a different question; check causal claims with interventions."))),
         "Online: GPT-2 small with OpenAI's residual-stream SAEs": Section(
@@ -495,9 +504,10 @@ SECTIONS: dict[str, dict[str, Section]] = {
         "Summary": Section(
             ("Transcoders, an exact graph of the frozen model, scores, pruning, validation and ground truth.",),
             (Q("What does an attribution graph explain, and what does it leave out?",
-               "Direct effects at the clean run's attention and LayerNorm; how they respond to changes is left out."),
+               "Direct effects at the clean run's attention and LayerNorm; how they respond to changes is left out "
+               "(here LayerNorm's response is what breaks its predictions in the real model)."),
              Q("Across the course, which methods did ground truth confirm and which did it qualify?",
                "Patching found the true cause sharply; latents were conjunctions rather than clean concepts; the graph "
-               "put most influence at the last position."))),
+               "found it too once it attributed the same signed target as patching."))),
     },
 }

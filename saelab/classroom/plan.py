@@ -53,6 +53,8 @@ EXERCISES: dict[str, Markers] = {
     "check_mcc": Markers(2, 4, (10, 15)),
     # 07: circuits
     "check_logit_edge": Markers(3, 3, (15, 20)),
+    "check_total_influence": Markers(2, 4, (10, 15)),
+    "check_keep_by_influence": Markers(2, 3, (10, 15)),
 }
 
 

@@ -88,6 +88,8 @@ REFERENCES: dict[str, Reference] = {
                                         _public("saelab.steering_baselines.difference_of_means")),
     "resample_high_loss": Reference("saelab.training.resample_dead_latents", _resample),
     "my_mcc": Reference("saelab.ground_truth.mcc", _mcc),
+    "total_influence": Reference("saelab.graphs.influence", _public("saelab.graphs.influence")),
+    "keep_by_influence": Reference("saelab.graphs.keep_by_influence", _public("saelab.graphs.keep_by_influence")),
 }
 # Exercises whose function the library has no public counterpart for (their checks hold a private reference).
 NO_REFERENCE = frozenset({"my_sae_loss", "patch_position", "attribution_by_hand", "training_step",
