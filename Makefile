@@ -41,7 +41,7 @@ test: $(STAMP)
 
 # Unit tests and the claim tests (tests/claims: each notebook executed once, every result sentence checked), natively.
 unit: $(STAMP)
-	$(OFFLINE) $(STRICT) $(BIN)/python -m pytest tests -q --ignore=tests/browser
+	SAELAB_CLAIMS_EXECUTED_DIR=build/claims/notebooks $(OFFLINE) $(STRICT) $(BIN)/python -m pytest tests -q --ignore=tests/browser
 
 # The claim tests again on another CPU code path, with another seed offset and one thread per kernel (one run of the
 # sweep's kind; not part of `test`).

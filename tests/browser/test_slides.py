@@ -4,8 +4,9 @@ holds one of the notebook's figures, sees the math typeset and the speaker notes
 none may leave the machine (only file:, data:, blob: and about: addresses), and no local file may be missing (but
 MathJax 2's probes for its TeX fonts, which jupyter-server-mathjax does not ship: it then draws with STIX-Web).
 
-Needs `make course && make classroom` first (build/classroom/ with the executed notebooks' figures); where build/
-has the executed notebooks but no classroom, the kit is built here, and with neither the test skips and says so.
+Needs executed notebooks for the figures: `make course` (build/notebooks/) or, in `make test`, the claim run of
+`make unit`, which keeps what it executed in build/claims/notebooks/. The kit is (re)built here into build/classroom/
+when it is missing or older than those notebooks; with no executed notebooks at all the test skips and says so.
 Chromium and playwright as in test_notebooks_in_browser.py: Debian's chromium, never a browser download.
 Screenshots: build/screenshots/slides-*.
 """
@@ -28,19 +29,37 @@ EXECUTED = ROOT / "build" / "notebooks"
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
 
 
-def _kit_ready() -> bool:
-    return all((CLASSROOM / "slides" / f"{Path(n).stem}.slides.html").exists() for n in NOTEBOOKS) and \
-        (CLASSROOM / "slides" / "figures.json").exists()
+CLAIMS_EXECUTED = ROOT / "build" / "claims" / "notebooks"  # what `make unit`'s claim run executed (same offline run)
+
+
+def _kit_built_after(executed: Path | None) -> bool:
+    """The kit exists for every notebook and is newer than the executed notebooks it would be built from."""
+    index = CLASSROOM / "slides" / "figures.json"
+    if not index.exists() or not all((CLASSROOM / "slides" / f"{Path(n).stem}.slides.html").exists()
+                                     for n in NOTEBOOKS):
+        return False
+    return executed is None or all((executed / n).stat().st_mtime <= index.stat().st_mtime for n in NOTEBOOKS)
+
+
+def _executed_dir() -> Path | None:
+    """build/notebooks/ (`make course`) or else build/claims/notebooks/ (`make unit`), whichever holds all seven."""
+    for folder in (EXECUTED, CLAIMS_EXECUTED):
+        if all((folder / n).exists() for n in NOTEBOOKS):
+            return folder
+    return None
 
 
 @pytest.fixture(scope="module")
 def kit() -> dict[str, list[str]]:
-    """build/classroom/, built here from build/notebooks/ when only that exists; the figure cells of each deck."""
-    if not _kit_ready():
-        if not all((EXECUTED / n).exists() for n in NOTEBOOKS):
-            pytest.skip("SKIPPED: no build/classroom/ and no executed notebooks: run `make course && make classroom`")
+    """build/classroom/, (re)built here from the executed notebooks when it is missing or older than they are; the
+    figure cells of each deck. In `make test` the executed notebooks are the claim run's (build/claims/notebooks/)."""
+    executed = _executed_dir()
+    if not _kit_built_after(executed):
+        if executed is None:
+            pytest.skip("SKIPPED: no build/classroom/ and no executed notebooks: run `make course && make classroom` "
+                        "(or `make unit`, whose claim run keeps them in build/claims/notebooks/)")
         from saelab.classroom import build
-        build.build(ROOT / "notebooks", EXECUTED, CLASSROOM)
+        build.build(ROOT / "notebooks", executed, CLASSROOM)
     return json.loads((CLASSROOM / "slides" / "figures.json").read_text())
 
 

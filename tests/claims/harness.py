@@ -5,6 +5,7 @@ Each notebook runs once per test session in a fresh kernel (tiny world, `SAELAB_
 figure the notebook creates; after the run the images in the executed notebook (cell outputs and widget output
 areas) are counted, so a figure that would not reach `build/` fails a test. `SAELAB_SEED`, `OMP_NUM_THREADS` and
 the CPU code path reach the kernel through the environment (the Makefile's second claim run sets them).
+A cell may run for `SAELAB_CLAIMS_CELL_TIMEOUT` seconds (900 unless set; a sweep on a shared machine sets more).
 """
 from __future__ import annotations
 
@@ -77,6 +78,20 @@ def solution_failures(nb: nbformat.NotebookNode) -> list[str]:
     return problems
 
 
+def save_executed(nb: nbformat.NotebookNode, name: str) -> None:
+    """Keep the executed notebook (probe cells removed) where `SAELAB_CLAIMS_EXECUTED_DIR` says, if it says: `make unit`
+    keeps them in build/claims/notebooks/ so that the slides' browser test can build its decks from this run's figures
+    instead of executing the course once more. Written atomically: a half-written notebook never stays behind."""
+    folder = os.environ.get("SAELAB_CLAIMS_EXECUTED_DIR")
+    if not folder:
+        return
+    path = Path(folder) if Path(folder).is_absolute() else ROOT / folder
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / f".{name}.tmp"
+    nbformat.write(nb, tmp)
+    tmp.replace(path / name)
+
+
 def notebook_values(name: str) -> dict:
     """Run notebook `name` offline (once per session); return its registered values plus figure counts."""
     if name in _FAILED:
@@ -103,13 +118,14 @@ def _run(name: str) -> dict:
     os.environ["SAELAB_CHECKS_STRICT"] = "1"
     if os.environ.get("MPLBACKEND", "").lower() == "agg":  # Agg in the kernel would swallow every figure
         del os.environ["MPLBACKEND"]
-    NotebookClient(nb, timeout=900, kernel_name="python3",
+    NotebookClient(nb, timeout=int(os.environ.get("SAELAB_CLAIMS_CELL_TIMEOUT", "900")), kernel_name="python3",
                    resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs  # stdout only: a warning goes to stderr
                    if o.get("output_type") == "stream" and o.get("name") == "stdout")
     values = json.loads(text.split("@@VALUES@@", 1)[1])
     nb.cells.pop()
     nb.cells.pop(0)
+    save_executed(nb, name)
     values["__images__"] = count_images(nb)
     values["__solution_failures__"] = solution_failures(nb)
     values["__solutions__"] = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.startswith(SOLUTION))
