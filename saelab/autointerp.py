@@ -11,8 +11,9 @@
                   tokens where it is off; "correct" if the explanation holds on every highlighted token;
                   balanced accuracy over the two kinds of highlighting
       simulation  predicted activation = the explanation's indicator; Pearson correlation with the true one
-Calibration: a too broad explanation (drop a term, or keep only the concept) and a too narrow one (add a word)
-should both score worse than a good one.
+Calibration: a too broad explanation (drop a term, or keep only the concept) and a too narrow one (add a term)
+should both score worse than a good one. When the broader one scores better on the explainer's own tokens, the
+explanation was too narrow for this latent: `widen` lets the explainer take it.
 """
 from __future__ import annotations
 
@@ -201,6 +202,41 @@ def too_narrow(explanation: Explanation, activations: torch.Tensor, facts: Facts
     coverage = [((facts.mask(t) & holds).sum().item(), t) for t in options]
     _, term = min(coverage)
     return Explanation(tuple(sorted(explanation.terms + (term,))))
+
+
+def widen(explanation: Explanation, activations: torch.Tensor, facts: Facts, story_ids: torch.Tensor,
+          min_wins: int = 2) -> tuple[Explanation, list[str]]:
+    """Let the scorers widen a too narrow explanation: while its `too_broad` variant beats it on at least
+    `min_wins` of the three scores (on these tokens, the explainer's own: never the held-out ones), take the
+    broader one. Returns (the explanation, one line per step saying why it was widened or kept)."""
+    log = []
+    while True:
+        try:
+            broader = too_broad(explanation)
+        except ValueError:
+            log.append(f"kept {explanation}: it cannot be broadened further")
+            return explanation, log
+        now, wide = (score_all(activations, e, facts, story_ids) for e in (explanation, broader))
+        wins = [k for k in now if wide[k] > now[k]]
+        if len(wins) < min_wins:
+            log.append(f"kept {explanation}: {broader} wins on {len(wins)} of 3 scores ({', '.join(wins) or 'none'})")
+            return explanation, log
+        log.append(f"widened {explanation} -> {broader}: it wins on {', '.join(wins)}")
+        explanation = broader
+
+
+def calibration_variants(explanation: Explanation, activations: torch.Tensor, facts: Facts
+                         ) -> dict[str, Explanation]:
+    """{"explanation", "too broad", "too narrow"}: the explanation and its two deliberately wrong variants (a variant
+    that cannot be built, e.g. a broader one than "sentiment is known", is left out)."""
+    out = {"explanation": explanation}
+    for name, make in (("too broad", lambda: too_broad(explanation)),
+                       ("too narrow", lambda: too_narrow(explanation, activations, facts))):
+        try:
+            out[name] = make()
+        except ValueError:
+            pass
+    return out
 
 
 def score_all(activations: torch.Tensor, explanation: Explanation, facts: Facts, story_ids: torch.Tensor

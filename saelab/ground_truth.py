@@ -129,18 +129,26 @@ def add_hierarchy(codes: torch.Tensor, parents: dict[int, list[int]]) -> torch.T
 @torch.no_grad()
 def toy_absorption(sae: SAE, true_features: torch.Tensor, x: torch.Tensor, codes: torch.Tensor,
                    parents: dict[int, list[int]], min_cos: float = 0.1) -> dict[str, float]:
-    """SAEBench's absorption with the truth known: for each parent, its main latent is its Hungarian match and
-    its direction is the true feature; on samples where a child is present, is the parent's latent off while
-    another latent carries the parent direction? Mean over parents of {"rate", "caught", "missed"}."""
-    from saelab.absorption import absorption
+    """Absorption by the published recipe with the truth in place of the probe: the parent's direction is its true
+    feature, its main latents come from k-sparse probing for "the parent is present" (on the first half of the
+    samples, `absorption.main_latents`), and on the other half's samples where a child is present, the parent is
+    absorbed when no main latent fires and another latent carries >= 40% of <x - b_dec, parent feature>.
+    Mean over parents of {"rate", "caught", "missed"}."""
+    from saelab.absorption import absorption, main_latents
 
     latents = sae.encode(x)
-    match = mcc(sae.W_dec, true_features)["latent"]
+    inputs = sae.preprocess(x)[0] - sae.pre_bias
+    half = len(x) // 2
+    fit, val = slice(0, half // 2), slice(half // 2, half)
     rates = {"rate": 0.0, "caught": 0.0, "missed": 0.0}
     for parent, children in parents.items():
-        with_child = codes[:, children].amax(dim=1) > 0
-        out = absorption(latents[with_child], sae.W_dec, torch.ones(int(with_child.sum()), dtype=torch.bool),
-                         true_features[parent], [int(match[parent])], min_cos)
+        present = codes[:, parent] > 0
+        main, _ = main_latents(latents[fit], present[fit], latents[val], present[val])
+        with_child = (codes[half:, children].amax(dim=1) > 0)
+        rows = with_child.nonzero().squeeze(1) + half
+        direction = true_features[parent]
+        out = absorption(latents[rows], sae.W_dec, torch.ones(len(rows), dtype=torch.bool), direction, main,
+                         min_cos, projection=inputs[rows] @ (direction / direction.norm()))
         for key in rates:
             rates[key] += out[key] / len(parents)
     return rates

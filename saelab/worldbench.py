@@ -20,7 +20,7 @@ import torch
 
 from saelab import absorption, metrics, probing
 from saelab import autointerp as ai
-from saelab.saebench import check_fits, make_sae
+from saelab.saebench import AUXK, check_fits, make_sae
 from saelab.sae import SAE
 from saelab.training import init_sae_, train_sae
 
@@ -35,9 +35,9 @@ WORLD_LATENTS = 320  # 2x the tiny world's 160 dimensions: small enough to train
 WORLD_BUDGET = dict(n_steps=250, batch_size=512, lr=1e-2, precision="fp32")
 WORLD_SETTINGS: dict[str, dict[str, Any]] = {
     "relu": {"l1_coef": 1.8},
-    "topk": {"k": 8},
-    "batchtopk": {"k": 8},
-    "matryoshka": {"k": 8},
+    "topk": {"k": 8, **AUXK},
+    "batchtopk": {"k": 8, **AUXK},
+    "matryoshka": {"k": 8, **AUXK},
     "jumprelu": {"l0_coef": 1.5},
     "gated": {"l1_coef": 3.0},
 }
@@ -122,12 +122,15 @@ def world_card(sae: SAE, task: WorldTask, seed: int = 0) -> dict[str, float]:
     all_acts, all_lat = torch.cat([task.acts["train"], task.acts["test"]]), torch.cat([lat["train"], lat["test"]])
     she = torch.tensor([w in SHE_WORDS for w in task.words])
     he = torch.tensor([w in HE_WORDS for w in task.words])
-    absorbed = absorption.parent_absorption(all_lat, all_acts, sae.W_dec.detach(), she, he)
-    card.update({"absorption": absorbed["rate"], "caught": absorbed["caught"]})
+    absorbed = absorption.parent_absorption(all_lat, all_acts, sae.W_dec.detach(), she, he,
+                                            sae_inputs=absorption.sae_inputs(sae, all_acts))
+    card.update({"absorption": absorbed["rate"], "caught": absorbed["caught"],
+                 "main latents": float(len(absorbed["main_latents"]))})
 
     known = task.known
     latent = int(probing.class_mean_difference(lat["train"][known], task.negative[known], signed=True).argmax())
     explanation = ai.explain(lat["train"][:, latent], task.facts["train"], seed=seed)
+    explanation, _ = ai.widen(explanation, lat["train"][:, latent], task.facts["train"], task.ids["train"])
     scores = ai.score_all(lat["test"][:, latent], explanation, task.facts["test"], task.ids["test"])
     card.update(scores)  # detection, fuzzing, simulation
     return card

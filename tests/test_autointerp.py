@@ -68,3 +68,24 @@ def test_bad_input_gets_clear_errors():
         ai.Facts({"word": ["a", "b"], "sentiment": ["x"]})
     with pytest.raises(ValueError, match="unknown fact 'topic'"):
         ai.Explanation((("topic", "food"),)).holds(facts)
+
+
+def test_widen_takes_the_broader_explanation_when_the_scorers_say_so():
+    """A latent that fires on every negative token: `sentiment = negative and word = "."` is too narrow for it, and
+    widening drops the word; the right explanation is kept as it is."""
+    facts, acts, stories = world()
+    negative = torch.tensor([v == "negative" for v in facts.facts["sentiment"]]).float()
+    narrow = ai.Explanation((("sentiment", "negative"), ("word", ".")))
+    widened, why = ai.widen(narrow, negative * (1 + torch.arange(len(negative)) % 3), facts, stories)
+    assert widened.terms == (("sentiment", "negative"),)
+    assert why[0].startswith("widened") and why[-1].startswith("kept")
+    kept, why = ai.widen(narrow, acts, facts, stories)
+    assert kept == narrow and why[0].startswith("kept") and "wins on 0 of 3" in why[0]
+
+
+def test_calibration_variants_leave_out_what_cannot_be_built():
+    facts, acts, _ = world()
+    good = ai.Explanation((("sentiment", "negative"), ("word", ".")))
+    assert set(ai.calibration_variants(good, acts, facts)) == {"explanation", "too broad", "too narrow"}
+    known = ai.Explanation((("sentiment", "*"),))
+    assert "too broad" not in ai.calibration_variants(known, acts, facts)

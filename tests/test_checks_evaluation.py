@@ -126,3 +126,166 @@ WRONG_ANSWERS = {"check_mcc": {"named": MISTAKES, "unnamed": [
 def test_unnamed_wrong_answers_are_not_praised(i, capsys):
     assert check_mcc(WRONG_ANSWERS["check_mcc"]["unnamed"][i]) is False
     assert capsys.readouterr().out.startswith("✗ check_mcc:")
+
+
+# --- the architecture exercises ------------------------------------------------------------------------------
+from saelab.checks.evaluation import check_batchtopk, check_jumprelu, check_matryoshka_loss  # noqa: E402
+
+
+def jump(pre, theta, eps):
+    near = ((pre - theta).abs() < eps / 2).float()
+    return pre * (pre > theta), -near.mean(0) / eps
+
+
+def jump_soft(pre, theta, eps):
+    return torch.relu(pre - theta), jump(pre, theta, eps)[1]
+
+
+def jump_step(pre, theta, eps):
+    return (pre > theta).float(), jump(pre, theta, eps)[1]
+
+
+def jump_no_theta(pre, theta, eps):
+    return torch.relu(pre), jump(pre, theta, eps)[1]
+
+
+def jump_sign(pre, theta, eps):
+    return jump(pre, theta, eps)[0], -jump(pre, theta, eps)[1]
+
+
+def jump_wide(pre, theta, eps):
+    return jump(pre, theta, eps)[0], -((pre - theta).abs() < eps).float().mean(0) / eps
+
+
+def jump_sum(pre, theta, eps):
+    return jump(pre, theta, eps)[0], -((pre - theta).abs() < eps / 2).float().sum(0) / eps
+
+
+def jump_no_eps(pre, theta, eps):
+    return jump(pre, theta, eps)[0], -((pre - theta).abs() < eps / 2).float().mean(0)
+
+
+def btk(pre, k):
+    flat = torch.relu(pre).reshape(-1)
+    values, idx = flat.topk(k * pre.shape[0])
+    kept = values[values > 0]
+    return torch.zeros_like(flat).scatter(0, idx, values).reshape(pre.shape), kept.min().item()
+
+
+def btk_per_row(pre, k):
+    values, idx = torch.relu(pre).topk(k, dim=-1)
+    return torch.zeros_like(pre).scatter(-1, idx, values), btk(pre, k)[1]
+
+
+def btk_k_total(pre, k):
+    flat = torch.relu(pre).reshape(-1)
+    values, idx = flat.topk(k)
+    return torch.zeros_like(flat).scatter(0, idx, values).reshape(pre.shape), btk(pre, k)[1]
+
+
+def btk_no_relu(pre, k):
+    flat = pre.reshape(-1)
+    values, idx = flat.topk(k * pre.shape[0])
+    return torch.zeros_like(flat).scatter(0, idx, values).reshape(pre.shape), btk(pre, k)[1]
+
+
+def btk_largest_dropped(pre, k):
+    latents, thr = btk(pre, k)
+    return latents, pre[pre < thr].max().item()
+
+
+def btk_mean_kept(pre, k):
+    latents, _ = btk(pre, k)
+    return latents, latents[latents > 0].mean().item()
+
+
+def mat(latents, W_dec, b_dec, x, prefixes):
+    return sum((x - latents[:, :m] @ W_dec[:, :m].T - b_dec).pow(2).sum(-1).mean() for m in prefixes) / len(prefixes)
+
+
+def mat_full(latents, W_dec, b_dec, x, prefixes):
+    return (x - latents @ W_dec.T - b_dec).pow(2).sum(-1).mean()
+
+
+def mat_sum(latents, W_dec, b_dec, x, prefixes):
+    return mat(latents, W_dec, b_dec, x, prefixes) * len(prefixes)
+
+
+def mat_no_bias(latents, W_dec, b_dec, x, prefixes):
+    return mat(latents, W_dec, torch.zeros_like(b_dec), x, prefixes)
+
+
+def mat_last(latents, W_dec, b_dec, x, prefixes):
+    n = W_dec.shape[1]
+    return sum((x - latents[:, n - m:] @ W_dec[:, n - m:].T - b_dec).pow(2).sum(-1).mean()
+               for m in prefixes) / len(prefixes)
+
+
+def mat_over_d(latents, W_dec, b_dec, x, prefixes):
+    return sum((x - latents[:, :m] @ W_dec[:, :m].T - b_dec).pow(2).mean() for m in prefixes) / len(prefixes)
+
+
+ARCH_CHECKS = {
+    "check_jumprelu": (check_jumprelu, jump, [
+        (jump_soft, "ReLU(pre - θ)"), (jump_step, "the step H(pre - θ) alone"), (jump_no_theta, "ignore θ"),
+        (jump_sign, "wrong sign"), (jump_wide, "within ε/2"), (jump_sum, "divide by the number of rows"),
+        (jump_no_eps, "forgot the 1/ε")]),
+    "check_batchtopk": (check_batchtopk, btk, [
+        (btk_per_row, "that is TopK"), (btk_k_total, "keep k x batch size"), (btk_no_relu, "apply ReLU first"),
+        (btk_largest_dropped, "largest value dropped"), (btk_mean_kept, "mean of the kept values")]),
+    "check_matryoshka_loss": (check_matryoshka_loss, mat, [
+        (mat_full, "full width only"), (mat_sum, "summed the prefixes"), (mat_no_bias, "left out b_dec"),
+        (mat_last, "LAST m latents"), (mat_over_d, "sum it over d")]),
+}
+for _name, (_check, _ref, _named) in ARCH_CHECKS.items():
+    WRONG_ANSWERS[_name] = {"named": _named, "unnamed": []}
+WRONG_ANSWERS["check_jumprelu"]["unnamed"] = [lambda p, t, e: (jump(p, t, e)[0] * 1.1, jump(p, t, e)[1]),
+                                              lambda p, t, e: (jump(p, t, e)[0], jump(p, t, e)[1] * 0.5)]
+WRONG_ANSWERS["check_batchtopk"]["unnamed"] = [lambda p, k: (btk(p, k)[0] * 0.9, btk(p, k)[1]),
+                                               lambda p, k: (btk(p, k)[0], btk(p, k)[1] + 0.3)]
+WRONG_ANSWERS["check_matryoshka_loss"]["unnamed"] = [lambda *a: mat(*a) + 0.5, lambda *a: mat(*a[:4], a[4][:-1])]
+
+
+@pytest.mark.parametrize("name", list(ARCH_CHECKS))
+def test_architecture_reference_passes_and_stub_is_not_done(name, capsys):
+    check, ref, _ = ARCH_CHECKS[name]
+    assert check(ref)
+    assert capsys.readouterr().out.strip() == f"✓ {name}: correct"
+    def any_stub(*args):
+        raise NotImplementedError
+
+    assert not check(any_stub)
+    assert "not done yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", list(ARCH_CHECKS))
+def test_architecture_mistakes_get_their_hints(name, capsys):
+    check, _, named = ARCH_CHECKS[name]
+    for fn, hint in named:
+        assert not check(fn)
+        out = capsys.readouterr().out
+        assert out.startswith(f"✗ {name}:") and hint in out, (fn.__name__, out)
+
+
+@pytest.mark.parametrize("name, i", [(n, i) for n in ARCH_CHECKS for i in range(2)])
+def test_architecture_unnamed_wrong_answers_are_not_praised(name, i, capsys):
+    check = ARCH_CHECKS[name][0]
+    assert check(WRONG_ANSWERS[name]["unnamed"][i]) is False
+    assert capsys.readouterr().out.startswith(f"✗ {name}:")
+
+
+def test_references_agree_with_the_library():
+    """The checks' loop references and saelab.architectures compute the same thing."""
+    from saelab import architectures as arch
+    from saelab.checks.evaluation import batchtopk_reference, jumprelu_reference
+    g = torch.Generator().manual_seed(3)
+    pre = torch.randn(10, 5, generator=g)
+    latents, smallest = arch.batch_topk_activation(pre, 2)
+    want, thr = batchtopk_reference(pre, 2)
+    assert torch.allclose(latents.double(), want) and smallest.item() == pytest.approx(thr)
+    theta = torch.full((5,), 0.3)
+    log_t = theta.log().requires_grad_(True)
+    l0 = arch._Step.apply(pre, log_t, 0.5).sum(-1).mean()
+    l0.backward()
+    _, grad = jumprelu_reference(pre, theta, 0.5)
+    assert torch.allclose(log_t.grad.double() / theta.double(), grad, atol=1e-6)  # d/dlogθ = θ d/dθ

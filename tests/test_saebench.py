@@ -28,12 +28,12 @@ def test_train_toy_sae_and_card_for_a_topk_sae():
     card = saebench.toy_card(sae, toy)
     assert set(card) == {"L0", "FVU", "dead", "mcc", "precision", "recall", "f1", "uniqueness", "shrinkage",
                          "absorption"}
-    assert 1.9 <= card["L0"] <= 2.0 and 0 < card["FVU"] < 1 and 0 <= card["absorption"] <= 1
+    assert 1.5 <= card["L0"] <= 2.0 and 0 < card["FVU"] < 1 and 0 <= card["absorption"] <= 1
 
 
 def test_make_sae_sparsity_means_k_or_a_coefficient():
     sae, setting = saebench.make_sae("batchtopk", 16, 64, sparsity=3)
-    assert sae.k == 3 and setting == {}
+    assert sae.k == 3 and setting == saebench.AUXK  # the TopK family trains with AuxK
     sae, setting = saebench.make_sae("jumprelu", 16, 64, sparsity=0.1)
     assert sae.k is None and setting == {"l0_coef": 0.1}
     with pytest.raises(ValueError, match="unknown SAE architecture 'vanilla'"):
@@ -52,3 +52,24 @@ def test_spreads_and_table():
     assert table["topk"]["FVU"].lo == 0.1 and table["topk"]["FVU"].hi == 0.2
     text = saebench.format_table(table)
     assert "TopK" in text and "0.15 (0.10-0.20)" in text
+
+
+def test_at_l0_interpolates_one_seeds_curve_and_refuses_to_extrapolate():
+    assert saebench.at_l0([1.0, 2.0, 4.0], [0.5, 0.3, 0.1], 3.0) == pytest.approx(0.2)
+    assert saebench.at_l0([4.0, 1.0, 2.0], [0.1, 0.5, 0.3], 1.5) == pytest.approx(0.4)  # any order of settings
+    with pytest.raises(ValueError, match="outside this curve's range"):
+        saebench.at_l0([1.0, 2.0], [0.5, 0.3], 2.5)
+
+
+def test_matched_reads_every_metric_at_one_l0_per_seed():
+    curves = {"a": [[{"L0": 1.0, "m": 0.0}, {"L0": 1.0, "m": 1.0}],
+                    [{"L0": 3.0, "m": 1.0}, {"L0": 5.0, "m": 3.0}]]}
+    out = saebench.matched(curves, l0=2.0)
+    assert out["a"]["m"].values == pytest.approx((0.5, 1.5)) and out["a"]["L0"].values == (2.0, 2.0)
+
+
+def test_sweep_toy_trains_each_setting_on_each_seed():
+    toys = {s: saebench.toy_world(seed=s) for s in (0, 1)}
+    curves = saebench.sweep_toy(toys, {"topk": (1, 3)}, progress=False, n_steps=30)
+    assert len(curves["topk"]) == 2 and all(len(cards) == 2 for cards in curves["topk"])
+    assert all(abs(c["L0"] - k) < 0.3 for k, cards in zip((1, 3), curves["topk"]) for c in cards)

@@ -5,7 +5,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from saelab import worldbench  # noqa: E402
+from saelab import saebench, worldbench  # noqa: E402
 from saelab.models import load_model  # noqa: E402
 from saelab.tinyworld import generate_stories  # noqa: E402
 from saelab.widgets.evaluation import evaluation_panel  # noqa: E402
@@ -32,13 +32,30 @@ def test_panel_trains_and_shows_the_card():
     assert "toy: Matryoshka, 64 latents, k = 2" in panel.card.value
     assert "mcc" in panel.card.value and "absorption" in panel.card.value
     assert 1.5 < panel.last_card["L0"] < 2.5 and 0 <= panel.last_card["mcc"] <= 1
+    assert "trained and scored in" in panel.status.value and not panel.button.disabled
+
+
+def test_button_is_disabled_and_status_says_training_while_it_works(monkeypatch):
+    from saelab import saebench
+    panel = evaluation_panel(seed=0, n_steps=10)
+    seen = {}
+    real = saebench.train_toy_sae
+
+    def spy(*args, **kwargs):
+        seen.update(disabled=panel.button.disabled, status=panel.status.value, card=panel.card.value)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(saebench, "train_toy_sae", spy)
+    panel.train()
+    assert seen["disabled"] and "training toy: Matryoshka" in seen["status"] and seen["card"] == ""
+    assert not panel.button.disabled
 
 
 def test_sparsity_control_follows_the_architecture():
     panel = evaluation_panel(seed=0, n_steps=10)
     _, arch, _, sparsity = controls(panel)
     arch.value = "jumprelu"
-    assert sparsity.description == "L0 coef" and sparsity.value == 0.03
+    assert sparsity.description == "L0 coef" and sparsity.value == saebench.TOY_SETTINGS["jumprelu"]["l0_coef"]
     arch.value = "topk"
     assert sparsity.description == "k" and sparsity.value == 2
 

@@ -45,7 +45,8 @@ def test_world_card_of_the_bundled_sae(task):
     sae = load_sae("tiny-world")
     card = wb.world_card(sae, task)
     assert set(card) == {"L0", "FVU", "loss recovered", "CE increase", "probe k=1", "probe k=2", "absorption",
-                         "caught", "detection", "fuzzing", "simulation"}
+                         "caught", "main latents", "detection", "fuzzing", "simulation"}
+    assert 1 <= card["main latents"] <= 5  # chosen by k-sparse probing (absorption.main_latents)
     assert 15.5 <= card["L0"] <= 16.0  # a TopK SAE with k = 16 (a few tokens may have fewer positive latents)
     assert 0 < card["FVU"] < 0.2 and card["loss recovered"] > 0.9
     assert all(0 <= card[k] <= 1 for k in ("probe k=1", "probe k=2", "absorption", "caught", "detection"))

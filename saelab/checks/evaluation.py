@@ -1,7 +1,13 @@
-"""Notebook 06's exercise check, in the course's one-line style (`saelab.checks.report`).
+"""Notebook 06's exercise checks, in the course's one-line style (`saelab.checks.report`).
 
-    check_mcc   match each true feature to its own latent (Hungarian algorithm on |cos|) and average the matched
-                |cos|: returns (mcc, latent per feature)
+    check_mcc              match each true feature to its own latent (Hungarian algorithm on |cos|) and average the
+                           matched |cos|: returns (mcc, latent per feature)
+    check_jumprelu         JumpReLU's forward pass and the straight-through pseudo-gradient of the mean L0 w.r.t. θ
+    check_batchtopk        BatchTopK's selection of k·B entries over the batch and its inference threshold
+    check_matryoshka_loss  the reconstruction loss averaged over nested prefixes
+
+The last three compare with references written out here with plain loops over rows and entries, not with
+`saelab.architectures`.
 
 The reference is written out here (|cos| of the normalised vectors, then scipy's `linear_sum_assignment`), not taken
 from `saelab.ground_truth`. Both halves of the answer are checked: the MCC must be the optimal one, and the returned
@@ -116,3 +122,196 @@ def check_mcc(fn: Callable[[torch.Tensor, torch.Tensor], tuple[float, Any]]) -> 
                 return problem
         return None
     return report.check("check_mcc", body)
+
+
+# --- JumpReLU ---------------------------------------------------------------------------------------------------
+def _close(a: Any, b: torch.Tensor, tol: float = 1e-5) -> bool:
+    a = torch.as_tensor(a, dtype=torch.float64)
+    return a.shape == b.shape and bool(torch.allclose(a, b.double(), atol=tol, rtol=1e-4))
+
+
+def _jump_case(seed: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """pre-activations [16, 6] with many entries near their latent's threshold, thresholds [6], bandwidth."""
+    g = torch.Generator().manual_seed(seed)
+    theta = torch.rand(6, generator=g) * 0.5 + 0.2
+    eps = 0.1
+    pre = torch.randn(16, 6, generator=g) * 0.4
+    pre[:8] = theta + (torch.rand(8, 6, generator=g) * 2 - 1) * eps  # half the rows within ±ε of θ
+    return pre, theta, eps
+
+
+def jumprelu_reference(pre: torch.Tensor, theta: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Entry by entry: pre where pre > θ; d(mean over rows of L0)/dθ_j = -(1/ε) x (share of rows with |pre - θ| < ε/2)."""
+    n, m = pre.shape
+    out, grad = torch.zeros(n, m, dtype=torch.float64), torch.zeros(m, dtype=torch.float64)
+    for i in range(n):
+        for j in range(m):
+            p, t = float(pre[i, j]), float(theta[j])
+            out[i, j] = p if p > t else 0.0
+            grad[j] += -(1.0 / eps) * (1.0 if abs(p - t) < eps / 2 else 0.0) / n
+    return out, grad
+
+
+def _jump_forward_hint(pre: torch.Tensor, theta: torch.Tensor, got: Any) -> str:
+    if _close(got, torch.relu(pre - theta).double()):
+        return ("your latents are ReLU(pre - θ): that subtracts the threshold and shrinks every value. JumpReLU keeps "
+                "pre itself where pre > θ (a jump at θ), and 0 below.")
+    if _close(got, (pre > theta).double()):
+        return "your latents are the step H(pre - θ) alone (0 or 1); multiply it by pre: c = pre · H(pre - θ)."
+    if _close(got, torch.relu(pre).double()):
+        return "your latents ignore θ: every positive pre-activation fires. Keep pre only where pre > θ."
+    return "your latents differ from pre · H(pre - θ) (pre where pre > θ, else 0)."
+
+
+def _jump_grad_hint(pre: torch.Tensor, theta: torch.Tensor, eps: float, got: Any, want: torch.Tensor) -> str:
+    near = ((pre - theta).abs() < eps / 2).double()
+    wide = ((pre - theta).abs() < eps).double()
+    n = pre.shape[0]
+    if _close(got, -want):
+        return ("your gradient has the wrong sign: raising θ can only switch latents off, so the L0's pseudo-gradient "
+                "w.r.t. θ is negative (-(1/ε) K(..)).")
+    if _close(got, -wide.sum(0) / (n * eps)):
+        return ("you counted rows with |pre - θ| < ε: the rectangle kernel K(u) = 1[|u| < 1/2] has width 1 in "
+                "u = (pre - θ)/ε, so only rows within ε/2 of θ count.")
+    if _close(got, -near.sum(0) / eps):
+        return "you summed over the rows: the L0 is averaged over the batch, so divide by the number of rows."
+    if _close(got, -near.sum(0) / n):
+        return "you forgot the 1/ε in front of the kernel: the pseudo-gradient is -(1/ε) K((pre - θ)/ε)."
+    return "your gradient differs from -(1/ε) x (the share of rows with |pre - θ| < ε/2), one value per latent."
+
+
+def check_jumprelu(fn: Callable[[torch.Tensor, torch.Tensor, float], tuple[Any, Any]]) -> bool:
+    """Check `fn(pre [n, m], theta [m], bandwidth) -> (latents [n, m], grad_theta [m])`: the forward pass and the
+    straight-through pseudo-gradient of the batch's mean L0 with respect to each threshold."""
+    def body() -> str | None:
+        for seed in (0, 1):
+            pre, theta, eps = _jump_case(seed)
+            out = report.call(fn, pre, theta, eps)
+            if not isinstance(out, (tuple, list)) or len(out) != 2:
+                return "return two things: (latents [n, m], the gradient of the mean L0 w.r.t. θ [m])."
+            want_lat, want_grad = jumprelu_reference(pre, theta, eps)
+            if not _close(out[0], want_lat):
+                return _jump_forward_hint(pre, theta, out[0])
+            if not _close(out[1], want_grad):
+                return _jump_grad_hint(pre, theta, eps, out[1], want_grad)
+        return None
+    return report.check("check_jumprelu", body)
+
+
+# --- BatchTopK --------------------------------------------------------------------------------------------------
+def _batch_case(seed: int) -> tuple[torch.Tensor, int]:
+    """pre-activations [6, 8]: rows of very different activity (a busy row, quiet rows, a row with all negatives)."""
+    g = torch.Generator().manual_seed(seed)
+    pre = torch.randn(6, 8, generator=g)
+    pre[0] += 2.0  # a busy sample
+    pre[1] -= 3.0  # a quiet one: all negative
+    if seed == 1:
+        pre -= 1.0  # fewer positive entries than k x batch: only positive values may be kept
+    return pre, 3
+
+
+def batchtopk_reference(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, float]:
+    """Sort every positive entry of the batch, keep the k x batch largest; the threshold is the smallest kept."""
+    entries = sorted(((float(pre[i, j]), i, j) for i in range(pre.shape[0]) for j in range(pre.shape[1])
+                      if pre[i, j] > 0), reverse=True)[:k * pre.shape[0]]
+    out = torch.zeros(pre.shape, dtype=torch.float64)
+    for v, i, j in entries:
+        out[i, j] = v
+    return out, entries[-1][0]
+
+
+def _batch_hint(pre: torch.Tensor, k: int, got: Any) -> str:
+    got = torch.as_tensor(got, dtype=torch.float64)
+    kept = (got != 0).sum(1)
+    values, idx = torch.relu(pre.double()).topk(k, dim=-1)
+    if _close(got, torch.zeros(pre.shape, dtype=torch.float64).scatter(-1, idx, values)):
+        return ("every sample kept exactly k latents: that is TopK. BatchTopK keeps the k x batch largest entries of "
+                "the whole batch, so a busy sample may keep more than k and a quiet one fewer.")
+    if int(kept.sum()) == k:
+        return "you kept k entries in all; keep k x batch size (the batch shares an average of k per sample)."
+    if bool((got < 0).any()):
+        return "you kept negative values: apply ReLU first, a negative pre-activation never fires."
+    return "your latents differ from the k x batch largest positive entries of the whole batch (the rest 0)."
+
+
+def check_batchtopk(fn: Callable[[torch.Tensor, int], tuple[Any, Any]]) -> bool:
+    """Check `fn(pre [batch, m], k) -> (latents [batch, m], threshold)`: training's selection of the k·batch largest
+    ReLU'd entries of the batch, and the threshold inference would use (the smallest value kept)."""
+    def body() -> str | None:
+        for seed in (0, 1):
+            pre, k = _batch_case(seed)
+            out = report.call(fn, pre, k)
+            if not isinstance(out, (tuple, list)) or len(out) != 2:
+                return "return two things: (latents [batch, m], the threshold as a float)."
+            want, threshold = batchtopk_reference(pre, k)
+            if not _close(out[0], want):
+                return _batch_hint(pre, k, out[0])
+            got = report.as_float(out[1])
+            if abs(got - threshold) > 1e-5:
+                dropped = max(float(v) for v in pre.reshape(-1) if v < threshold - 1e-9)
+                if abs(got - dropped) < 1e-5:
+                    return ("your threshold is the largest value dropped; use the smallest value kept, so that at "
+                            "inference `pre >= threshold` keeps what training kept.")
+                if abs(got - float(want[want > 0].mean())) < 1e-5:
+                    return "your threshold is the mean of the kept values; use the smallest value kept."
+                return f"your threshold is {got:.4f}, expected the smallest value kept ({threshold:.4f})."
+        return None
+    return report.check("check_batchtopk", body)
+
+
+# --- Matryoshka -------------------------------------------------------------------------------------------------
+def _matryoshka_case(seed: int) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    latents = torch.relu(torch.randn(5, 8, generator=g))
+    return latents, torch.randn(4, 8, generator=g), torch.randn(4, generator=g), torch.randn(5, 4, generator=g)
+
+
+def matryoshka_reference(latents, W_dec, b_dec, x, prefixes) -> float:
+    """Row by row: for each prefix m, ||x - (b_dec + sum_{i<m} c_i W_dec[:, i])||^2; mean over rows and prefixes."""
+    total = 0.0
+    for m in prefixes:
+        for r in range(len(x)):
+            x_hat = b_dec.double().clone()
+            for i in range(m):
+                x_hat += float(latents[r, i]) * W_dec[:, i].double()
+            total += float((x[r].double() - x_hat).pow(2).sum())
+    return total / (len(prefixes) * len(x))
+
+
+def _prefix_losses(latents, W_dec, b_dec, x, prefixes, last=False, bias=True, over_d=False) -> list[float]:
+    out = []
+    for m in prefixes:
+        cols = slice(W_dec.shape[1] - m, None) if last else slice(0, m)
+        err = x - latents[:, cols] @ W_dec[:, cols].T - (b_dec if bias else 0)
+        out.append(float(err.pow(2).mean() if over_d else err.pow(2).sum(-1).mean()))
+    return out
+
+
+def check_matryoshka_loss(fn: Callable[..., Any]) -> bool:
+    """Check `fn(latents [B, n], W_dec [d, n], b_dec [d], x [B, d], prefixes) -> loss`: the mean over the nested
+    prefixes m of the squared error (summed over d, averaged over the batch) when only the first m latents decode."""
+    def body() -> str | None:
+        for seed, prefixes in ((0, (2, 4, 8)), (1, (1, 3, 8))):
+            latents, W_dec, b_dec, x = _matryoshka_case(seed)
+            got = report.as_float(report.call(fn, latents, W_dec, b_dec, x, prefixes))
+            want = matryoshka_reference(latents, W_dec, b_dec, x, prefixes)
+            if abs(got - want) <= 1e-4 * max(1.0, abs(want)):
+                continue
+            per = _prefix_losses(latents, W_dec, b_dec, x, prefixes)
+            hints = [
+                (per[-1], "you scored the full width only; average the error over every prefix m (the first m "
+                          "latents decoding alone)."),
+                (sum(per), "you summed the prefixes' errors; average them (divide by the number of prefixes)."),
+                (sum(_prefix_losses(latents, W_dec, b_dec, x, prefixes, bias=False)) / len(per),
+                 "you left out b_dec: every prefix's reconstruction is b_dec + W_dec[:, :m] c[:m]."),
+                (sum(_prefix_losses(latents, W_dec, b_dec, x, prefixes, last=True)) / len(per),
+                 "you decoded the LAST m latents; a Matryoshka prefix is the first m (latents[:, :m])."),
+                (sum(_prefix_losses(latents, W_dec, b_dec, x, prefixes, over_d=True)) / len(per),
+                 "you averaged the squared error over the d dimensions; sum it over d, then average over the batch."),
+            ]
+            for value, hint in hints:
+                if abs(got - value) <= 1e-4 * max(1.0, abs(value)):
+                    return hint
+            return f"your loss is {got:.4f}, expected {want:.4f} (prefixes {prefixes})."
+        return None
+    return report.check("check_matryoshka_loss", body)

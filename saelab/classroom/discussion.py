@@ -388,15 +388,21 @@ SECTIONS: dict[str, dict[str, Section]] = {
     },
     "06_evaluating_saes": {
         "Why L0 and FVU are not enough": Section(
-            ("Toy with parents implied by children; six architectures, three seeds, same budget.",
-             "TopK and Matryoshka: same L0 and FVU, different MCC and absorption."),
+            ("Toy with parents implied by children; six architectures, three seeds, three sparsities each.",
+             "What each architecture changes: BatchTopK, JumpReLU (straight-through threshold, L0 penalty), Gated "
+             "(gate and magnitude, weight tying), Matryoshka (loss over nested prefixes).",
+             "TopK and Matryoshka: same L0 and FVU, different MCC."),
             (Q("How can two SAEs with the same L0 and FVU differ in what they learned?",
                "Reconstruction can be achieved with different dictionaries; whether a latent is a feature is a "
                "separate question (MCC, absorption)."),
-             Q("Why add parents implied by children to the toy?",
-               "Real concepts are hierarchical ('mia' implies 'she'), which is where absorption happens."))),
+             Q("Why does JumpReLU need a straight-through estimator?",
+               "The step H(pre - θ) has zero gradient almost everywhere, so θ learns from a kernel-smoothed "
+               "pseudo-gradient near the threshold."),
+             Q("Why is BatchTopK, not TopK, the control for Matryoshka?",
+               "Matryoshka uses BatchTopK's code; only the nested-prefix loss differs, so any difference is the "
+               "loss's."))),
         "Ground-truth recovery on toy data": Section(
-            ("MCC: one-to-one Hungarian matching on |cos|, mean matched |cos|.",
+            ("MCC (mean correlation coefficient of matched features): Hungarian matching on |cos|.",
              "Precision / recall / F1 per latent, uniqueness, shrinkage."),
             (Q("Why Hungarian matching and not greedy?",
                "Greedy can give one latent to two features and count it twice; Hungarian finds the best "
@@ -404,33 +410,41 @@ SECTIONS: dict[str, dict[str, Section]] = {
              Q("Why take the absolute value of the cosine?",
                "A latent may point at -f and still represent the feature."))),
         "The tiny world's labels: k-sparse probing and absorption": Section(
-            ("k-sparse probing: k latents against a full linear probe, per story.",
-             "Absorption: the parent's main latent is silent where another latent carries its direction.",
-             "No single 'refers to a woman' latent: pronouns and names are absorbed."),
-            (Q("What does a 2-latent probe within 0.02 of the full probe tell you?",
-               "The concept is carried by very few latents: the SAE has made it easy to read."),
+            ("k-sparse probing: k latents beside a full linear probe (a baseline, not a ceiling: label noise).",
+             "Absorption by the recipe: main latents by k-sparse probing, splits are not absorption, an absorber "
+             "carries 40% of the probe's projection.",
+             "No single 'refers to a woman' latent: names absorb the parent."),
+            (Q("Why can a probe on a few latents beat the linear probe on topic?",
+               "About a fifth of the topic labels have no topic sentence (label noise), and the linear probe fits "
+               "160 dimensions on 400 stories; it is a baseline, not a ceiling."),
+             Q("When is a second parent latent a split and not an absorber?",
+               "When adding it to the k-sparse probe raises F1 by more than 0.03: it covers a real share of the "
+               "parent, so it counts as a main latent."),
              Q("Explain absorption with 'she' and 'mia'.",
-               "On 'mia' the latent for the name fires and carries the 'woman' direction while the general parent "
-               "latent stays silent; the parent feature is absorbed into the child."))),
+               "On 'mia' the latent for the name fires and carries the 'woman' direction while the parent's main "
+               "latents stay silent; the parent feature is absorbed into the child."))),
         "Autointerp offline, without any API": Section(
             ("Explanations are predicates over known facts; the explainer picks the best F1 term or conjunction.",
-             "Scorers: detection, fuzzing, simulation; calibrated with too broad and too narrow explanations."),
-            (Q("Why calibrate the scorers with too broad and too narrow explanations?",
-               "A scorer is useful only if it ranks deliberately wrong explanations below the explainer's."),
+             "Scorers: detection, fuzzing, simulation; calibrated with too broad and too narrow explanations; "
+             "widen an explanation that is too narrow for its latent."),
+            (Q("What does it mean when the too broad explanation beats the explainer's?",
+               "The explainer's predicate covers only the strongest activations: it is too narrow for the latent, "
+               "so the explanation should be widened."),
              Q("What does the offline version leave out compared with an LLM explainer?",
                "Free-text explanations over open-ended text; here explanations are predicates over known labels."))),
-        "The architectures, side by side": Section(
-            ("Toy: Matryoshka absorbs less than TopK on average (its seeds spread widely) but matches worse; "
-             "BatchTopK reconstructs better than TopK; L1 shrinks.",
-             "Tiny world: Matryoshka reconstructs worse; loss recovered cannot separate the six.",
+        "The architectures, side by side, at the same L0": Section(
+            ("Toy at L0 = 2 on each seed's curve: TopK matches features best of four; ReLU shrinks most; "
+             "absorption is modest once splits are counted; Matryoshka against BatchTopK by the verdict lines.",
+             "Tiny world: Matryoshka reconstructs worse than BatchTopK; the splice adds under 0.03 nats.",
              "No architecture wins every column."),
-            (Q("Why can loss recovered not separate the architectures in the tiny world?",
-               "Every SAE recovers at least 0.99: the model is forgiving at this hook, so the splice barely hurts."),
-             Q("Why is one SAE per architecture not enough for absorption?",
-               "The seeds' absorption rates can lie more than 0.1 apart; one run proves nothing."),
+            (Q("Why compare architectures at matched L0 rather than at one setting each?",
+               "Every metric moves with L0; at one setting each, a difference may only be a difference in sparsity."),
+             Q("Why plot the CE increase rather than loss recovered here?",
+               "Every SAE recovers nearly all the loss, so loss recovered shows noise and can exceed 1 when the "
+               "splice lowers the loss a little."),
              Q("Which architecture would you pick, and for what question?",
-               "It depends: Matryoshka where absorption matters, TopK for matching features, BatchTopK for "
-               "reconstruction at a fixed average L0."))),
+               "It depends: TopK for matching features on the toy, BatchTopK for reconstruction at a fixed "
+               "average L0, and Matryoshka only where its verdict lines show its advantage."))),
         "Try it yourself": Section(
             ("The panel trains one SAE of any architecture on the toy or the tiny world.",),
             (Q("What do you compare before saying one architecture is better?",
@@ -438,14 +452,13 @@ SECTIONS: dict[str, dict[str, Section]] = {
              Q("Which metric changes most when you raise the sparsity setting?",
                "L0 falls and FVU rises; the label metrics move in ways worth checking over seeds."))),
         "Summary": Section(
-            ("Ground truth shows what L0 and FVU miss; no architecture wins every metric.",),
+            ("Ground truth shows what L0 and FVU miss; compare along curves at matched L0 with controls.",),
             (Q("What would you report to someone choosing an SAE for interpretability?",
                "Sparsity-matched comparisons over seeds on recovery, probing, absorption and autointerp, with the "
-               "spread."),
+               "spread and the closest control."),
              Q("Which toy verdicts did the tiny world confirm and which not?",
-               "The tiny world adds a cost the toy did not show (Matryoshka reconstructs worse, FVU higher on every "
-               "seed); its lower absorption is not confirmed where the run's verdict lines say 'no clear "
-               "difference'."))),
+               "The tiny world adds a cost the toy did not show as clearly (Matryoshka reconstructs worse than "
+               "BatchTopK on every seed); its effect on absorption shows only where the verdict lines say so."))),
     },
     "07_circuits": {
         "Transcoders: sparse features that stand in for each MLP": Section(

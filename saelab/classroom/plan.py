@@ -50,6 +50,9 @@ EXERCISES: dict[str, Markers] = {
     "check_resample_high_loss": Markers(3, 2, (15, 25)),
     "check_splice_hook": Markers(2, 4, (10, 15)),
     # 06: evaluation
+    "check_jumprelu": Markers(3, 4, (10, 20)),
+    "check_batchtopk": Markers(2, 3, (10, 15)),
+    "check_matryoshka_loss": Markers(2, 4, (5, 10)),
     "check_mcc": Markers(2, 4, (10, 15)),
     # 07: circuits
     "check_logit_edge": Markers(3, 3, (15, 20)),
