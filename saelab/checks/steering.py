@@ -239,10 +239,9 @@ def check_steer(fn: Callable[[Any, str, torch.Tensor, float], Any], model: Any, 
 
 # --- exercise 4: a difference-of-means vector ------------------------------------------------------------------
 @torch.no_grad()
-def _last_rows(model: Any, hook_name: str, prompts: list[str], position: int = -1) -> torch.Tensor:
-    """The residual at `hook_name` at `position` of each prompt, one prompt per run [n, d_model] (no padding)."""
-    return torch.stack([model.run_with_cache(model.to_tokens(p), names_filter=hook_name)[1][hook_name][0, position]
-                        for p in prompts])
+def _residuals(model: Any, hook_name: str, prompts: list[str]) -> list[torch.Tensor]:
+    """The residual at `hook_name` of each prompt, one prompt per run (no padding): a list of [pos, d_model]."""
+    return [model.run_with_cache(model.to_tokens(p), names_filter=hook_name)[1][hook_name][0] for p in prompts]
 
 
 @torch.no_grad()
@@ -251,11 +250,28 @@ def _padded_last_rows(model: Any, hook_name: str, prompts: list[str]) -> torch.T
     return model.run_with_cache(model.to_tokens(list(prompts)), names_filter=hook_name)[1][hook_name][:, -1]
 
 
-@torch.no_grad()
-def _all_positions_mean(model: Any, hook_name: str, prompts: list[str]) -> torch.Tensor:
-    """The mistake of averaging every position of every prompt instead of the last one [d_model]."""
-    return torch.cat([model.run_with_cache(model.to_tokens(p), names_filter=hook_name)[1][hook_name][0]
-                      for p in prompts]).mean(0)
+def _dom_mistake(model: Any, hook_name: str, neg: list[str], pos: list[str], res: dict[str, torch.Tensor],
+                 got: torch.Tensor, want: torch.Tensor) -> str | None:
+    """The usual mistake `got` matches, if any (`res`: each prompt's residual [pos, d_model])."""
+    at = lambda prompts, i: torch.stack([res[p][i] for p in prompts]).mean(0)
+    every = lambda prompts: torch.cat([res[p] for p in prompts]).mean(0)
+    if _close(got, -want):
+        return ("the vector points from negative to positive: subtract the positive prompts' mean from the "
+                "negative prompts' mean, not the other way round")
+    if _close(got, want / want.norm()):
+        return "you normalised the vector; return the raw difference (the notebook rescales it to the length it needs)"
+    if _close(got, at(neg, -1)):
+        return "you returned the negative prompts' mean; subtract the positive prompts' mean from it"
+    if _close(got, every(neg) - every(pos)):
+        return ("you averaged every position; take each prompt's last token, where the model is about to "
+                "write the sentiment word")
+    if _close(got, at(neg, 0) - at(pos, 0)):
+        return "you took position 0 (the BOS token, the same for every prompt); take the last token, [0, -1]"
+    padded = _padded_last_rows(model, hook_name, neg).mean(0) - _padded_last_rows(model, hook_name, pos).mean(0)
+    if not _close(padded, want) and _close(got, padded):
+        return ("you ran prompts of different lengths as one padded batch, so the last column is a pad token "
+                "for the shorter ones; run one prompt at a time (or pick each prompt's own last position)")
+    return None
 
 
 def check_difference_of_means(fn: Callable[[Any, str, list[str], list[str]], torch.Tensor], model: Any,
@@ -268,9 +284,12 @@ def check_difference_of_means(fn: Callable[[Any, str, list[str], list[str]], tor
             raise ValueError(f"the model has no hook {hook_name!r}; pass the SAE's, e.g. sae.hook_name")
         if len(negative) < 2 or len(positive) < 2:
             raise ValueError("give the check at least two negative and two positive prompts")
-        for neg, pos in ((list(negative), list(positive)), (list(negative[:1]), list(positive[1:]))):
-            neg_rows, pos_rows = _last_rows(model, hook_name, neg), _last_rows(model, hook_name, pos)
-            want = neg_rows.mean(0) - pos_rows.mean(0)
+        every = list(dict.fromkeys([*negative, *positive]))
+        res = dict(zip(every, _residuals(model, hook_name, every)))
+        for what, neg, pos in (("the given prompts", list(negative), list(positive)),
+                               ("one negative prompt against the other positive ones", list(negative[:1]),
+                                list(positive[1:]))):
+            want = (torch.stack([res[p][-1] for p in neg]).mean(0) - torch.stack([res[p][-1] for p in pos]).mean(0))
             got = report.call(fn, model, hook_name, neg, pos)
             if got is None:
                 return "your function returned None; return the vector (a tensor of shape [d_model])"
@@ -281,26 +300,10 @@ def check_difference_of_means(fn: Callable[[Any, str, list[str], list[str]], tor
                 hint = (" It looks like one row per prompt: take the mean over the prompts."
                         if got.dim() == 2 and got.shape[-1] == want.shape[-1] else "")
                 return f"shape {list(got.shape)}, expected [d_model] = {list(want.shape)}.{hint}"
-            if _close(got, -want):
-                return ("the vector points from negative to positive: subtract the positive prompts' mean from the "
-                        "negative prompts' mean, not the other way round")
-            if _close(got, want / want.norm()):
-                return ("you normalised the vector; return the raw difference (the notebook rescales it to the "
-                        "length it compares at)")
-            if _close(got, neg_rows.mean(0)):
-                return "you returned the negative prompts' mean; subtract the positive prompts' mean from it"
-            if _close(got, _all_positions_mean(model, hook_name, neg) - _all_positions_mean(model, hook_name, pos)):
-                return ("you averaged every position; take each prompt's last token, where the model is about to "
-                        "write the sentiment word")
-            if _close(got, _last_rows(model, hook_name, neg, 0).mean(0) - _last_rows(model, hook_name, pos, 0).mean(0)):
-                return "you took position 0 (the BOS token, the same for every prompt); take the last token, [0, -1]"
-            padded = _padded_last_rows(model, hook_name, neg).mean(0) - _padded_last_rows(model, hook_name, pos).mean(0)
-            if not _close(padded, want) and _close(got, padded):
-                return ("you ran prompts of different lengths as one padded batch, so the last column is a pad token "
-                        "for the shorter ones; run one prompt at a time (or pick each prompt's own last position)")
             if not _close(got, want):
-                return (f"the values differ from the difference of the last-token means "
-                        f"(max difference {(got - want).abs().max():.3g})")
+                return _dom_mistake(model, hook_name, neg, pos, res, got, want) or (
+                    f"for {what} the values differ from the difference of the last-token means "
+                    f"(max difference {(got - want).abs().max():.3g})")
         return None
 
     return report.check("check_difference_of_means", body)
