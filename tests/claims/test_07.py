@@ -30,6 +30,8 @@ VALUES = {
               "'value': target_value, 'metric': float(target(graph.run.logits[None])), "
               "'influence': {graph.label(j): float(influence[j]) for j in graph.mask('token').nonzero().flatten().tolist()}}",
     "love_label": "graph.label(love_token)",
+    "explained_terms": "{f'L{L} f{i}': [list(t) for t in e.terms] for (L, i), e in explained.items()}",
+    "negative_words": "list(target.negative_ids)", "logit_ids": "[n.index for n in graph.nodes if n.kind == 'logit']",
     "n_kept_by_exercise": "int(keep_by_influence(inner_influence, 0.8).sum())",
     "n_kept_by_prune_nodes": "int((graphs.prune(graph, 0.8, 1.0).node_mask & inner).sum())",
     "explorer": "{'shown': shown, 'kinds': [o.get('output_type') + ':' + ','.join(sorted(o.get('data', {}))) "
@@ -165,7 +167,8 @@ def test_07_harder_interventions(nb07):
         assert graph * frozen > 0 and 0.5 < frozen / graph < 2, (name, graph, frozen)
     graph, _, _, real = rows["2 strongest together x 0"]
     assert graph < -0.3 and real > 1.0
-    assert any(row[0] * row[3] < 0 for row in rows.values())  # 'for some joint interventions the sign is wrong'
+    assert rows["strongest feature x 0"][0] * rows["strongest feature x 0"][3] < 0  # 'one feature or two together,
+    assert graph * real < 0                                                           # even the sign is wrong'
 
 
 def test_07_signed_contributions_add_up(nb07):
@@ -207,6 +210,22 @@ def test_07_part_passes_sentiment_features(nb07):
     assert nb07["n_sentiment_in_graph"] >= nb07["n_confirmed"] > 0  # nodes: a feature may fire at several positions
     assert nb07["n_confirmed"] > nb07["n_active_auroc"] / 2
     assert 0.05 < nb07["through_sentiment"] < 0.9
+
+
+def test_07_auroc_alone_lets_in_full_stops(nb07):
+    """'a feature for "." in positive stories separates the stories too' (printed among the explanations)."""
+    terms = nb07["explained_terms"].values()
+    assert any(["word", "."] in t and any(k == "sentiment" for k, _ in t) for t in terms)
+
+
+def test_07_influence_aims_at_positive_continuations_only(nb07):
+    """'here those [top-10 logits] are all positive continuations, none of the negative answer words': every one is
+    a word the generator writes only in positive stories."""
+    from saelab.tinyworld.generator import ADJECTIVES, SENTIMENT_NOUNS
+
+    positive = set(ADJECTIVES["positive"]) | set(SENTIMENT_NOUNS["positive"])
+    assert len(nb07["logit_ids"]) == 10 and not set(nb07["logit_ids"]) & set(nb07["negative_words"])
+    assert all(w.strip() in positive for w in nb07["logit_words"]), nb07["logit_words"]
 
 
 def test_07_both_maps_end_at_the_last_position(nb07):
