@@ -398,6 +398,8 @@ def drive_06(page, panel, name):
                           + "".join(v.tables), 300, f"{name}: after moving 'k' and pressing 'Train'")
     after = card_numbers(after_view)
     assert after["L0"] > before["L0"] + 0.5, f"{name}: k {k} but L0 {before['L0']:.2f} -> {after['L0']:.2f}"
+    assert "trained and scored in" in after_view.text, f"{name}: the status line does not say the run finished"
+    assert panel.locator("button", has_text="Train").first.is_enabled(), f"{name}: Train stays disabled after a run"
     panel.locator("select").first.select_option("topk")
     click(panel, "Train")
     switched = wait_for(page, panel, lambda v: card_numbers(v) and card_numbers(v) != after, 300,
