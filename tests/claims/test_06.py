@@ -21,7 +21,7 @@ VALUES = {
     "probe_scores": "probe_scores",
     "no_topic": "float(1 - said.float().mean())",
     "she": "{k: she[k] for k in ('probe_accuracy', 'caught', 'rate', 'missed', 'n', 'main_latents')}",
-    "she_words": "absorption.absorbing_words(she, words, top=8)",
+    "she_words": "absorption.absorbing_words(she, words, top=100)",  # every absorbed (word, latent) pair
     "autointerp": "final_scores",
     "explanation": "str(explanation)",
     "world_cards": "{name: {m: [c[m] for c in runs] for m in runs[0]} for name, runs in world_cards.items()}",
