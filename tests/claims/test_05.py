@@ -27,10 +27,11 @@ VALUES = {
     "verdict_topk": "verdict_topk",
     "costs": "result",
     "sweep": "[[r['expansion'], r['seed'], r['fvu'], r['loss_recovered'], r['live'], r['dead_fraction'], "
-             "r['fvu_gain_last_fifth'], r['l0']] for r in sweep]",
+             "r['fvu_gain_last_fifth'], r['l0'], r['loss_sae'] - r['loss_clean']] for r in sweep]",
     "concepts": "[[r['concept'], r['value'], r['ranked'], r['auroc_per_story'], r['auroc_per_token']] "
                 "for r in matches]",
     "probe": "probe", "same": "same",
+    "sweep_k": "SWEEP_K", "sweep_seeds": "seeds(SWEEP_SEEDS)", "fvu_ratio": "fvu_ratio",
     "sparse": "[h_sparse.decoder, h_sparse.decoder_note, history.decoder, history.decoder_note] if h_sparse else None",
 }
 register(NOTEBOOK, VALUES)
@@ -44,7 +45,7 @@ def nb05() -> dict:
 
 
 # --- helpers: rows are [arm, seed, dead_fraction, fvu, l0]; sweep rows [expansion, seed, fvu, loss_recovered,
-# live, dead_fraction, fvu_gain_last_fifth, l0] -------------------------------------------------------------------
+# live, dead_fraction, fvu_gain_last_fifth, l0, ce_increase] ----------------------------------------------------------
 COLUMN = {"dead_fraction": 2, "fvu": 3, "l0": 4}
 
 
@@ -64,8 +65,9 @@ def test_05_every_comparison_runs_at_least_3_seeds_through_saelab_seeds(nb05):
     for key in ("rows_8x", "rows_1x", "rows_topk"):
         for name in {r[0] for r in nb05[key]}:
             assert sorted(r[1] for r in nb05[key] if r[0] == name) == sorted(nb05["seeds"])
+    assert len(set(nb05["sweep_seeds"])) == 5  # 'each size runs SWEEP_SEEDS seeds (5 offline ...)'
     for expansion in (1, 2, 4, 8):
-        assert sorted(r[1] for r in nb05["sweep"] if r[0] == expansion) == sorted(nb05["seeds"])
+        assert sorted(r[1] for r in nb05["sweep"] if r[0] == expansion) == sorted(nb05["sweep_seeds"])
 
 
 def test_05_activations_bos_is_the_same_vector_in_every_text(nb05):
@@ -158,16 +160,20 @@ def test_05_loss_sae_ce_and_kl_over_five_times_smaller_than_zero_ablation(nb05):
 
 # --- section 5 ---------------------------------------------------------------------------------------------------
 def test_05_sweep_matched_l0(nb05):
-    """'every size is a TopK SAE with k = 16: L0 is 16 for all of them' (a token can have fewer than 16 positive
-    pre-activations, so measured L0 is at most 16 and close to it)."""
-    assert all(15 <= r[7] <= 16 for r in nb05["sweep"])
+    """'every size is a TopK SAE with the same k: L0 is k for all of them', 'Offline k = 4' (a token can have fewer
+    than k positive pre-activations, so measured L0 is at most k and close to it)."""
+    k = nb05["sweep_k"]
+    assert k == 4 and all(k - 0.5 <= r[7] <= k for r in nb05["sweep"])
 
 
-def test_05_sweep_8x_mean_fvu_within_a_third_of_1x(nb05):
-    """'the mean FVU at 8x lies within a third of the mean at 1x' (no direction claimed: on an AVX-512 CPU the
-    ranges overlapped, 8x 0.0055-0.0074 vs 1x 0.0073-0.0076)."""
+def test_05_sweep_8x_mean_fvu_about_a_fifth_lower_than_1x(nb05):
+    """'the mean FVU at 8x is about a fifth lower than at 1x (the ratio printed above; 0.76-0.80 in our runs)'
+    (k = 4, five seeds per size; at k = 16 and three seeds an AVX-512 CPU saw 8x 0.0055-0.0074 vs 1x 0.0073-0.0076,
+    so the section moved to a regime where size matters and to more seeds). 'About a fifth': between 0.1 and 0.33."""
     one, eight = size(nb05, 1, 2), size(nb05, 8, 2)
-    assert abs(sum(eight) / sum(one) - 1) < 1 / 3
+    ratio = sum(eight) / sum(one)
+    assert abs(ratio - nb05["fvu_ratio"]) < 1e-9
+    assert 0.67 < ratio < 0.9
 
 
 def test_05_sweep_dead_fraction_climbs_in_every_seed(nb05):
@@ -177,20 +183,22 @@ def test_05_sweep_dead_fraction_climbs_in_every_seed(nb05):
         assert dead == sorted(dead) and dead[-1] > dead[0] + 0.3
 
 
-def test_05_sweep_8x_only_about_twice_the_live_latents_of_1x(nb05):
-    """'8x has only about twice the live latents of 1x'."""
+def test_05_sweep_8x_less_than_three_times_the_live_latents_of_1x(nb05):
+    """'8x has eight times the latents of 1x but less than three times as many live ones' (1.7 at k = 4)."""
     ratio = sum(size(nb05, 8, 4)) / sum(size(nb05, 1, 4))
-    assert 1.5 < ratio < 3
+    assert 1 < ratio < 3
 
 
-def test_05_sweep_a_few_hundred_features(nb05):
-    """'The tiny world has only a few hundred features worth a latent at this sparsity'."""
-    assert 100 <= max(r[4] for r in nb05["sweep"]) < 1000
+def test_05_sweep_fewer_than_400_live_latents(nb05):
+    """'even 8x keeps fewer than 400 alive' (about 150 at k = 4)."""
+    assert max(r[4] for r in nb05["sweep"]) < 400
 
 
-def test_05_sweep_loss_recovered_within_a_few_percent_of_1(nb05):
-    """'LM loss recovered is within a few percent of 1 for every size and seed'."""
-    assert all(abs(r[3] - 1) < 0.05 for r in nb05["sweep"])
+def test_05_sweep_splice_costs_under_a_hundredth_of_a_nat(nb05):
+    """'Splicing in any of these SAEs costs the model less than a hundredth of a nat per token ...; zero-ablation costs a
+    few hundredths' (at k = 4 loss recovered itself ranged 0.93-1.01: a ratio of two small numbers)."""
+    assert all(r[8] < 0.01 for r in nb05["sweep"])
+    assert 0.01 < nb05["costs"]["ce_increase_zero"] < 0.1
 
 
 def test_05_sweep_last_column_too_noisy_to_show_convergence(nb05):
