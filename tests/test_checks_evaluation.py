@@ -130,6 +130,7 @@ def test_unnamed_wrong_answers_are_not_praised(i, capsys):
 
 # --- the architecture exercises ------------------------------------------------------------------------------
 from saelab.checks.evaluation import check_batchtopk, check_jumprelu, check_matryoshka_loss  # noqa: E402
+from saelab.checks.evaluation import check_token_absorption  # noqa: E402
 
 
 def jump(pre, theta, eps):
@@ -225,6 +226,28 @@ def mat_over_d(latents, W_dec, b_dec, x, prefixes):
     return sum((x - latents[:, :m] @ W_dec[:, :m].T - b_dec).pow(2).mean() for m in prefixes) / len(prefixes)
 
 
+def tok(latents, W_dec, probe, projection, main, min_share=0.4, min_cos=0.1, normalise=True, use_act=False,
+        first_main_only=False):
+    """One token by the recipe (vectorised), with switches for the named mistakes."""
+    main_ = main[:1] if first_main_only else list(main)
+    if (latents[main_] > 0).any():
+        return "caught", -1
+    p = probe / probe.norm() if normalise else probe
+    contribution = latents * (W_dec.T @ p)
+    contribution[main_] = 0.0
+    score = latents.clone() if use_act else contribution.clone()
+    score[main_] = -1.0
+    best = int(score.argmax())
+    cos = float(W_dec[:, best] @ probe / (W_dec[:, best].norm() * probe.norm()))
+    if contribution[best] > 0 and cos >= min_cos and projection > 0 and contribution[best] >= min_share * projection:
+        return "absorbed", best
+    return "missed", -1
+
+
+def tok_ignores_main(latents, W_dec, probe, projection, main):
+    return tok(latents.masked_fill(torch.arange(len(latents)) == main[0], 0.0), W_dec, probe, projection, main)
+
+
 ARCH_CHECKS = {
     "check_jumprelu": (check_jumprelu, jump, [
         (jump_soft, "ReLU(pre - θ)"), (jump_step, "the step H(pre - θ) alone"), (jump_no_theta, "ignore θ"),
@@ -236,6 +259,13 @@ ARCH_CHECKS = {
     "check_matryoshka_loss": (check_matryoshka_loss, mat, [
         (mat_full, "full width only"), (mat_sum, "summed the prefixes"), (mat_no_bias, "left out b_dec"),
         (mat_last, "LAST m latents"), (mat_over_d, "sum it over d")]),
+    "check_token_absorption": (check_token_absorption, tok, [
+        (tok_ignores_main, "a main latent fires here"),
+        (lambda *a: tok(*a, min_share=0.0), "at least 40%"),
+        (lambda *a: tok(*a, min_cos=-1.0), "nearly orthogonal"),
+        (lambda *a: tok(*a, use_act=True), "not the largest activation"),
+        (lambda *a: tok(*a, first_main_only=True), "a split of the parent"),
+        (lambda *a: tok(*a, normalise=False), "divide p by its length")]),
 }
 for _name, (_check, _ref, _named) in ARCH_CHECKS.items():
     WRONG_ANSWERS[_name] = {"named": _named, "unnamed": []}
@@ -244,6 +274,7 @@ WRONG_ANSWERS["check_jumprelu"]["unnamed"] = [lambda p, t, e: (jump(p, t, e)[0] 
 WRONG_ANSWERS["check_batchtopk"]["unnamed"] = [lambda p, k: (btk(p, k)[0] * 0.9, btk(p, k)[1]),
                                                lambda p, k: (btk(p, k)[0], btk(p, k)[1] + 0.3)]
 WRONG_ANSWERS["check_matryoshka_loss"]["unnamed"] = [lambda *a: mat(*a) + 0.5, lambda *a: mat(*a[:4], a[4][:-1])]
+WRONG_ANSWERS["check_token_absorption"]["unnamed"] = [lambda *a: ("absorbed", 1), lambda *a: ("missed", -1)]
 
 
 @pytest.mark.parametrize("name", list(ARCH_CHECKS))

@@ -5,11 +5,12 @@
     check_jumprelu         JumpReLU's forward pass and the straight-through pseudo-gradient of the mean L0 w.r.t. θ
     check_batchtopk        BatchTopK's selection of k·B entries over the batch and its inference threshold
     check_matryoshka_loss  the reconstruction loss averaged over nested prefixes
+    check_token_absorption one token by the absorption recipe: caught, absorbed (by which latent) or missed
 
-The last three compare with references written out here with plain loops over rows and entries, not with
-`saelab.architectures`.
+The four newer checks compare with references written out here with plain loops over rows and entries, not with
+`saelab.architectures` or `saelab.absorption`.
 
-The reference is written out here (|cos| of the normalised vectors, then scipy's `linear_sum_assignment`), not taken
+For check_mcc the reference is written out here (|cos| of the normalised vectors, then scipy's `linear_sum_assignment`), not taken
 from `saelab.ground_truth`. Both halves of the answer are checked: the MCC must be the optimal one, and the returned
 latents must be an assignment that gives it (mean over features i of |cos[i, latent[i]]| equals the returned MCC).
 Cases: a permuted identity, a flipped sign, a case where greedy matching picks one latent twice, unnormalised
@@ -315,3 +316,78 @@ def check_matryoshka_loss(fn: Callable[..., Any]) -> bool:
             return f"your loss is {got:.4f}, expected {want:.4f} (prefixes {prefixes})."
         return None
     return report.check("check_matryoshka_loss", body)
+
+
+# --- absorption for one token -----------------------------------------------------------------------------------
+def token_absorption_reference(latents, W_dec, probe, projection, main, min_cos=0.1, min_share=0.4):
+    """Latent by latent: caught if a main latent fires; else the non-main latent with the largest positive
+    act_i <W_dec_i, p/|p|> absorbs when its decoder has cos >= min_cos with p and it carries min_share of the
+    projection; else missed. Returns (verdict, absorbing latent or -1)."""
+    if any(float(latents[i]) > 0 for i in main):
+        return "caught", -1
+    p = [float(v) for v in probe]
+    norm_p = sum(v * v for v in p) ** 0.5
+    best, best_value = -1, 0.0
+    for i in range(len(latents)):
+        if i in main:
+            continue
+        col = [float(W_dec[r, i]) for r in range(len(p))]
+        value = float(latents[i]) * sum(a * b for a, b in zip(col, p)) / norm_p
+        if value > best_value:
+            best, best_value = i, value
+    if best < 0:
+        return "missed", -1
+    col = [float(W_dec[r, best]) for r in range(len(p))]
+    cos = sum(a * b for a, b in zip(col, p)) / (norm_p * max(sum(a * a for a in col) ** 0.5, 1e-12))
+    if cos >= min_cos and projection > 0 and best_value >= min_share * projection:
+        return "absorbed", best
+    return "missed", -1
+
+
+def _token_cases() -> list[tuple[str, tuple, str]]:
+    """(what it tests, (latents, W_dec, probe, projection, main), the mistake it catches)."""
+    W = torch.tensor([[1.0, 0.6, 0.05, 0.9, 0.3], [0.0, 0.8, 0.99, 0.0, 0.95], [0.0, 0.0, 0.0, 0.44, 0.0]])
+    p = torch.tensor([3.0, 0.0, 0.0])  # not unit length: the contribution uses p / |p|
+    z = torch.zeros(5)
+    def lat(**kv):
+        out = z.clone()
+        for k, v in kv.items():
+            out[int(k[1:])] = v
+        return out
+    return [
+        ("a token where the main latent fires", (lat(l0=0.5, l1=1.0), W, p, 1.0, [0]), "main"),
+        ("a child latent carrying 60% of the projection", (lat(l1=1.0), W, p, 1.0, [0]), "absorbed"),
+        ("a child latent carrying 30% of the projection", (lat(l1=0.5), W, p, 1.0, [0]), "share"),
+        ("a strong latent nearly orthogonal to the probe", (lat(l2=9.0), W, p, 0.4, [0]), "cos"),
+        ("the largest activation is not the largest contribution", (lat(l3=0.9, l4=2.0), W, p, 1.0, [0]),
+         "contribution"),
+        ("a parent split over two main latents", (lat(l3=0.8), W, p, 1.0, [0, 3]), "split"),
+    ]
+
+
+def check_token_absorption(fn: Callable[..., Any]) -> bool:
+    """Check `fn(latents [n_latents], W_dec [d, n_latents], probe [d], projection, main) -> (verdict, latent)`: one
+    token by the recipe, verdict "caught", "absorbed" or "missed" and the absorbing latent (-1 if none)."""
+    hints = {
+        "main": "a main latent fires here, so the parent is caught, whatever else fires.",
+        "share": ("the child latent carries only 30% of the probe's projection; an absorber must carry at least 40% "
+                  "(act · <W_dec column, p/|p|> >= 0.4 · projection). Did you divide p by its length (|p| = 3 "
+                  "here)?"),
+        "cos": "the strongest latent's decoder is nearly orthogonal to the probe (cos < 0.1): it does not carry it.",
+        "contribution": ("pick the non-main latent with the largest contribution act · <W_dec column, p/|p|>, not "
+                         "the largest activation."),
+        "split": "latent 3 is one of the main latents here (a split of the parent): the token is caught.",
+        "absorbed": "the child latent carries 60% of the projection while no main latent fires: absorbed by it.",
+    }
+
+    def body() -> str | None:
+        for name, args, mistake in _token_cases():
+            out = report.call(fn, *args)
+            if not isinstance(out, (tuple, list)) or len(out) != 2:
+                return "return two things: ('caught', 'absorbed' or 'missed', the absorbing latent or -1)."
+            want = token_absorption_reference(*args)
+            got = (str(out[0]), int(out[1]))
+            if got != want:
+                return f"on {name}: you said {got}, expected {want}. " + hints[mistake]
+        return None
+    return report.check("check_token_absorption", body)

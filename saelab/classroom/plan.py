@@ -53,6 +53,7 @@ EXERCISES: dict[str, Markers] = {
     "check_jumprelu": Markers(3, 4, (10, 20)),
     "check_batchtopk": Markers(2, 3, (10, 15)),
     "check_matryoshka_loss": Markers(2, 4, (5, 10)),
+    "check_token_absorption": Markers(2, 4, (10, 15)),
     "check_mcc": Markers(2, 4, (10, 15)),
     # 07: circuits
     "check_logit_edge": Markers(3, 3, (15, 20)),

@@ -94,7 +94,8 @@ REFERENCES: dict[str, Reference] = {
 # Exercises whose function the library has no public counterpart for (their checks hold a private reference).
 NO_REFERENCE = frozenset({"my_sae_loss", "patch_position", "attribution_by_hand", "training_step",
                           "make_splice_hook", "logit_edge",
-                          "my_jumprelu", "my_batchtopk", "my_matryoshka_loss"})  # 06: no later cell calls these
+                          "my_jumprelu", "my_batchtopk", "my_matryoshka_loss",
+                          "my_token_absorption"})  # 06: no later cell calls these
 
 
 def _codes(code: types.CodeType) -> list[types.CodeType]:
