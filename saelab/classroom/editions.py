@@ -12,6 +12,7 @@ until the student writes the function.
 from __future__ import annotations
 
 import copy
+import re
 
 import nbformat
 
@@ -75,3 +76,40 @@ def student_edition(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 def solutions_edition(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The notebook as it is: its solutions, folded, run and pass their checks."""
     return copy.deepcopy(nb)
+
+
+def _stdout(cell: nbformat.NotebookNode) -> str:
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+
+
+def student_run_problems(source: nbformat.NotebookNode, executed: nbformat.NotebookNode) -> list[str]:
+    """What is wrong with a student edition of `source` that was run top to bottom by a student who wrote nothing
+    (`executed`, with its outputs); empty when all is well. Every check must print "not done yet" (never
+    "correct": no solution is left in this edition), each stand-in cell says what stands in, and every later cell
+    that calls a function the library cannot stand in for says it needs it instead of raising. Whether some cell
+    failed is for the runner to say (nbclient raises; the browser test reads the page)."""
+    from saelab.classroom import standin  # the stand-in names a kernel uses; imported here to keep editions light
+
+    found = outline.exercises(source)
+    if not found:
+        return ["the notebook has no exercise"]
+    code = [c for c in executed.cells if c.cell_type == "code"]
+    everything = "\n".join(_stdout(c) for c in code)
+    problems = []
+    if re.search(r"✓ check_\w+: correct", everything):
+        problems.append("a check passed in the student edition")
+    if "✗ check_" in everything:
+        problems.append("a check called something wrong in the student edition")
+    for exercise in found:
+        if "not done yet" not in _stdout(executed.cells[exercise.solution_cell - 1]):
+            problems.append(f"{exercise.check}: the stub cell did not print 'not done yet'")
+        said = _stdout(executed.cells[exercise.solution_cell])
+        for function in exercise.functions:
+            if f"{function} is not written yet" not in said:
+                problems.append(f"{exercise.check}: the stand-in cell says {said!r}")
+            if function in standin.NO_REFERENCE:  # every later cell that calls it says it needs it
+                for cell in executed.cells[exercise.solution_cell + 1:]:
+                    if cell.cell_type == "code" and re.search(rf"\b{function}\b", cell.source) and \
+                            f"needs your `{function}`" not in _stdout(cell):
+                        problems.append(f"a cell that calls {function} did not say it needs it: {cell.source[:80]!r}")
+    return problems

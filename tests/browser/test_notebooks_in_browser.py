@@ -1,7 +1,11 @@
-"""Real-browser check: JupyterLab on 127.0.0.1, each notebook opened in headless Chromium, Run All Cells, then its
-widget panel is driven like a reader would: a slider is moved and a button pressed, and after every action the
-panel must show what the action asked for (a different plot, a new table, a finished run with its numbers) and
-never a traceback or an error message. Notebook 01 also keeps its solution cells folded until unfolded.
+"""Real-browser check: JupyterLab on 127.0.0.1, each notebook's student edition opened in headless Chromium, Run All
+Cells, then its widget panel is driven like a reader would: a slider is moved and a button pressed, and after every
+action the panel must show what the action asked for (a different plot, a new table, a finished run with its numbers)
+and never a traceback or an error message. Then the notebook is saved and what the run printed is checked as a
+student who wrote nothing must see it (`saelab.classroom.editions.student_run_problems`: every check "not done
+yet", each stand-in saying what stands in). The student edition differs from the notebook only in its solution
+cells, which the claim run executes strictly (tests/claims), so one browser run serves the panels and the student
+edition. Notebook 01 (as it is) also keeps its solution cells folded until unfolded.
 
 Run with `make browser` (part of `make test`). Needs Debian's chromium (/usr/bin/chromium) and PyPI's playwright;
 it never downloads a browser of its own. Where `apt-get install chromium` is possible the test FAILS without it;
@@ -27,6 +31,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from saelab.classroom import editions
 from saelab.course import NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,6 +111,9 @@ def lab():
     shutil.rmtree(SERVED, ignore_errors=True)
     (SERVED / "selftest").mkdir(parents=True)
     shutil.copytree(ROOT / "notebooks", SERVED / "notebooks")
+    for name in NOTEBOOKS:  # the students' copies, beside the notebooks so that relative paths resolve the same
+        nbformat.write(editions.student_edition(nbformat.read(ROOT / "notebooks" / name, as_version=4)),
+                       SERVED / "notebooks" / student_name(name))
     port, token = free_port(), secrets.token_hex(16)
     # kernels draw inline (never with Agg), and a stub prints "not done yet" as it does for a reader
     env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "SAELAB_CHECKS_STRICT")}
@@ -451,11 +459,30 @@ def drive_any(page, name):
 DRIVERS = {"01": drive_01, "02": drive_02, "03": drive_03, "04": drive_04, "05": drive_05, "06": drive_06}
 
 
+def student_name(name: str) -> str:
+    return name.replace(".ipynb", ".student.ipynb")
+
+
+def save_and_read(page, path: Path) -> nbformat.NotebookNode:
+    """File > Save (autosave is off), then the saved notebook once it holds this run's outputs."""
+    before = path.stat().st_mtime_ns
+    page.locator(NOTEBOOK).first.click(position={"x": 5, "y": 5})
+    page.keyboard.press("Control+s")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if path.stat().st_mtime_ns != before:
+            nb = nbformat.read(path, as_version=4)
+            if any(c.get("outputs") for c in nb.cells if c.cell_type == "code"):
+                return nb
+        time.sleep(0.5)
+    raise AssertionError(f"{path.name}: JupyterLab did not save the run within 60 s")
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_widget_panel_answers_each_action_with_what_it_asked_for(lab, browser, name):
     SHOTS.mkdir(parents=True, exist_ok=True)
     KERNEL_ERRORS.unlink(missing_ok=True)
-    page = open_notebook(lab, browser, f"notebooks/{name}")
+    page = open_notebook(lab, browser, f"notebooks/{student_name(name)}")
     try:
         run_all_cells(page)
         wait_until_idle(page, timeout_s=900, name=name)  # 5-40 s each on a quiet machine
@@ -468,6 +495,9 @@ def test_widget_panel_answers_each_action_with_what_it_asked_for(lab, browser, n
         else:
             drive_any(page, name)
         page.screenshot(path=str(SHOTS / f"{name}-after.png"), full_page=False)
+        saved = save_and_read(page, SERVED / "notebooks" / student_name(name))
+        source = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+        assert editions.student_run_problems(source, saved) == [], f"{name}, student edition"
     finally:
         page.close()
         shut_down_kernels(*lab)
