@@ -77,19 +77,20 @@ def test_06_my_mcc_agrees_with_the_library(nb06):
 
 
 # --- 3. the tiny world's labels ---------------------------------------------------------------------------
-def test_06_three_concepts_linearly_there_and_two_latents_match_the_probe(nb06):
-    """'Sentiment, certainty and gender are linearly there (the linear probe scores at least 0.98 per story), and two
-    latents already come within 0.02 of it'."""
+def test_06_three_concepts_linearly_there_and_five_latents_come_close(nb06):
+    """'Sentiment, certainty and gender are linearly there (the linear probe scores at least 0.98 per story), and five
+    latents come within 0.05 of it' (two latents: not on every seed; the sweep's run at offset 8000 had sentiment
+    k = 2 at 0.761 against the probe's 1.000, k = 5 at 1.000)."""
     for concept in ("sentiment", "certainty", "gender"):
         row = nb06["probe_scores"][concept]
         assert row["linear probe"] >= 0.98, (concept, row)
-        assert row["k=2"] >= row["linear probe"] - 0.02, (concept, row)
+        assert row["k=5"] >= row["linear probe"] - 0.05, (concept, row)
 
 
-def test_06_topic_is_the_hardest_concept_for_two_or_five_latents_and_the_linear_probe(nb06):
-    """'Topic ... is the hardest concept for the linear probe and for probes on two or five latents'."""
+def test_06_topic_is_the_hardest_concept_for_five_latents_and_the_linear_probe(nb06):
+    """'Topic ... is the hardest concept for the linear probe and for probes on five latents'."""
     scores = nb06["probe_scores"]
-    for probe in ("k=2", "k=5", "linear probe"):
+    for probe in ("k=5", "linear probe"):
         assert all(scores["topic"][probe] < scores[c][probe] for c in scores if c != "topic"), (probe, scores)
 
 
