@@ -129,20 +129,27 @@ def transcoder_fvu(transcoder: Transcoder, x: torch.Tensor, y: torch.Tensor) -> 
     return metrics.fraction_variance_unexplained(y, transcoder(x))
 
 
-def splice_hooks(transcoders: dict[int, Transcoder]) -> list[tuple[str, Any]]:
-    """TransformerLens hooks that replace each layer's MLP output by its transcoder's guess (no error term)."""
+def splice_hooks(stand_ins: dict[int, Callable[[torch.Tensor], torch.Tensor]]) -> list[tuple[str, Any]]:
+    """TransformerLens hooks that replace each layer L's MLP output by stand_ins[L](that MLP's input): a
+    transcoder's guess (no error term), a linear map, or anything else of that shape."""
     hooks, inputs = [], {}
-    for L, tc in transcoders.items():
+    for L, fn in stand_ins.items():
         x_name, y_name = mlp_hooks(L)
 
         def keep_input(act: torch.Tensor, hook: Any, L: int = L) -> None:
             inputs[L] = act
 
-        def replace(act: torch.Tensor, hook: Any, L: int = L, tc: Transcoder = tc) -> torch.Tensor:
-            return tc(inputs[L])
+        def replace(act: torch.Tensor, hook: Any, L: int = L, fn: Callable = fn) -> torch.Tensor:
+            return fn(inputs[L])
 
         hooks += [(x_name, keep_input), (y_name, replace)]
     return hooks
+
+
+def _next_token_loss(logits: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean next-token loss (nats) over the real tokens after BOS."""
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten(), reduction="none")
+    return float(nll[mask[:, 1:].flatten()].mean())
 
 
 @torch.no_grad()
@@ -151,15 +158,9 @@ def replacement_lm_loss(model: Any, transcoders: dict[int, Transcoder], texts: S
     """Next-token loss (nats) of the exact model and of the replacement model (every transcoder spliced in,
     no error terms) on the texts, BOS and padding left out."""
     tokens, mask = tokenize_texts(model, list(texts))
-    targets, keep = tokens[:, 1:], mask[:, 1:]
-
-    def loss(logits: torch.Tensor) -> float:
-        nll = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), targets.flatten(), reduction="none")
-        return float(nll[keep.flatten()].mean())
-
-    exact = loss(model(tokens))
+    exact = _next_token_loss(model(tokens), tokens, mask)
     with model.hooks(fwd_hooks=splice_hooks(transcoders)):
-        replaced = loss(model(tokens))
+        replaced = _next_token_loss(model(tokens), tokens, mask)
     return {"exact": exact, "replacement": replaced}
 
 
@@ -175,21 +176,8 @@ def spliced_lm_loss(model: Any, texts: Sequence[str], stand_ins: dict[int, Calla
     """Next-token loss (nats) with each layer's MLP output replaced by stand_ins[L](MLP input), BOS and padding
     left out: a transcoder, a linear map, `lambda x: 0 * x` (zero ablation) or anything else of that shape."""
     tokens, mask = tokenize_texts(model, list(texts))
-    hooks, inputs = [], {}
-    for L, fn in stand_ins.items():
-        x_name, y_name = mlp_hooks(L)
-
-        def keep_input(act: torch.Tensor, hook: Any, L: int = L) -> None:
-            inputs[L] = act
-
-        def replace(act: torch.Tensor, hook: Any, L: int = L, fn: Callable = fn) -> torch.Tensor:
-            return fn(inputs[L])
-
-        hooks += [(x_name, keep_input), (y_name, replace)]
-    with model.hooks(fwd_hooks=hooks):
-        logits = model(tokens)
-    nll = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten(), reduction="none")
-    return float(nll[mask[:, 1:].flatten()].mean())
+    with model.hooks(fwd_hooks=splice_hooks(stand_ins)):
+        return _next_token_loss(model(tokens), tokens, mask)
 
 
 # --- what a transcoder feature does: top contexts and logit effects (for the graph's feature card) -------------
