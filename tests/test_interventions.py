@@ -7,20 +7,9 @@ import torch
 
 from saelab import interventions as iv
 from saelab.graphs import build_graph, top_feature_nodes
-from saelab.models import load_model
 from saelab.patching import logit_diff_metric
-from saelab.replacement import TranscoderSite, gpt2_weights, run_model
-from tests.test_graphs import PROMPT, random_transcoder
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_model("tiny-world")
-
-
-@pytest.fixture(scope="module")
-def weights(model):
-    return gpt2_weights(model)
+from saelab.replacement import TranscoderSite, run_model
+from tests.test_graphs import PROMPT, model, random_transcoder, weights  # noqa: F401  (model, weights: fixtures)
 
 
 @pytest.fixture(scope="module")
