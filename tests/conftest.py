@@ -8,6 +8,26 @@ os.environ.setdefault("SAELAB_OFFLINE", "1")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """With SAELAB_CLAIMS_WORKERS (`make unit`): start the claim notebooks now, in worker processes, and run the
+    claim tests last, so that the unit tests run while the notebooks execute."""
+    workers = int(os.environ.get("SAELAB_CLAIMS_WORKERS", "0") or 0)
+    claims = [item for item in items if item.path.parent.name == "claims" and item.path.parent.parent.name == "tests"]
+    if workers < 2 or not claims:
+        return
+    from saelab.course import NOTEBOOKS
+    from tests.claims import harness
+
+    needed = []
+    for item in claims:
+        param = getattr(item, "callspec", None) and item.callspec.params.get("name")
+        prefix = item.path.stem.removeprefix("test_")
+        needed += [param] if param in NOTEBOOKS else [n for n in NOTEBOOKS if n.startswith(prefix + "_")]
+    harness.prefetch(needed, workers)
+    moved = set(map(id, claims))
+    items[:] = [item for item in items if id(item) not in moved] + claims
+
+
 @pytest.fixture(autouse=True)
 def fresh_check_stubs(monkeypatch):
     """Each test starts as a fresh notebook kernel does: no check has printed its stub's "not done yet" yet."""

@@ -5,7 +5,9 @@ and never a traceback or an error message. Then the notebook is saved and what t
 student who wrote nothing must see it (`saelab.classroom.editions.student_run_problems`: every check "not done
 yet", each stand-in saying what stands in). The student edition differs from the notebook only in its solution
 cells, which the claim run executes strictly (tests/claims), so one browser run serves the panels and the student
-edition. Notebook 01 (as it is) also keeps its solution cells folded until unfolded.
+edition. The kernels run with `SAELAB_BUDGET=smoke`, as the online run does: notebooks 05 and 06 train less, the
+same cells and panels run (the claim run trains at the notebooks' own budgets and checks their numbers).
+Notebook 01 (as it is) also keeps its solution cells folded until unfolded.
 
 Run with `make browser` (part of `make test`). Needs Debian's chromium (/usr/bin/chromium) and PyPI's playwright;
 it never downloads a browser of its own. Where `apt-get install chromium` is possible the test FAILS without it;
@@ -118,6 +120,8 @@ def lab():
     # kernels draw inline (never with Agg), and a stub prints "not done yet" as it does for a reader
     env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "SAELAB_CHECKS_STRICT")}
     env["SAELAB_OFFLINE"] = "1"
+    # Run All here drives the panels and shows the student edition; the claim run trained at the notebooks' own budgets
+    env["SAELAB_BUDGET"] = "smoke"
     shutil.rmtree(LAB_STATE, ignore_errors=True)
     runtime = LAB_STATE / "runtime"
     env["JUPYTER_RUNTIME_DIR"] = str(runtime)
@@ -373,8 +377,12 @@ def drive_04(page, panel, name):
 
 
 def drive_05(page, panel, name):
-    """Fewest steps, then Train: a finished run with its final numbers at that step, and its plot."""
-    steps = move_slider(page, panel, "steps", "Home")  # the slider's minimum
+    """Fewest steps (or one notch more where the slider starts at its minimum, as with the smoke budget), then
+    Train: a finished run with its final numbers at that step, and its plot."""
+    handle = slider(panel, "steps").locator(".noUi-handle")
+    now, low = handle.get_attribute("aria-valuenow"), handle.get_attribute("aria-valuemin")
+    at_minimum = now is not None and low is not None and float(now) <= float(low)
+    steps = move_slider(page, panel, "steps", "ArrowRight" if at_minimum else "Home")
     click(panel, "Train")
     done = re.compile(rf"Done at step {steps}\b[^:]*: L0 [\d.]+, FVU [\d.]+, dead [\d.]+%")
     after = wait_for(page, panel, lambda v: done.search(v.text) is not None, 300, f"{name}: after pressing 'Train'")
@@ -485,7 +493,7 @@ def test_widget_panel_answers_each_action_with_what_it_asked_for(lab, browser, n
     page = open_notebook(lab, browser, f"notebooks/{student_name(name)}")
     try:
         run_all_cells(page)
-        wait_until_idle(page, timeout_s=900, name=name)  # 5-40 s each on a quiet machine
+        wait_until_idle(page, timeout_s=900, name=name)  # 15-60 s each on a quiet machine
         assert_no_errors(page, f"{name}, after running all cells")
         page.screenshot(path=str(SHOTS / f"{name}-before.png"), full_page=False)
         if name[:2] in DRIVERS:  # notebooks 01-06 have a panel with sliders, each driven by its own script
