@@ -24,10 +24,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-# Idle OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE): on a shared machine spinning kernels took 05 to 30 minutes.
 course: $(STAMP)
 	mkdir -p build/notebooks build/html
-	$(OFFLINE) OMP_WAIT_POLICY=PASSIVE $(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=900 \
+	$(OFFLINE) $(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=900 \
 		--output-dir build/notebooks notebooks/*.ipynb
 	$(BIN)/jupyter nbconvert --to html --output-dir build/html build/notebooks/*.ipynb
 	@echo "Executed notebooks are in build/notebooks/, HTML pages in build/html/"
