@@ -90,8 +90,9 @@ classroom: $(STAMP)
 	$(BIN)/python -m saelab.classroom.build
 
 # Real browser: JupyterLab + Debian's headless Chromium (never a browser download); screenshots in build/.
-# Each notebook's student edition runs there (panels driven, the saved run checked as a student sees it), and the
-# classroom slides are built from the claim run's executed notebooks (build/claims/notebooks/) and stepped through.
+# Each notebook's student edition runs there (SAELAB_BUDGET=smoke: 05 and 06 train less; panels driven, the saved run
+# checked as a student sees it), and the classroom slides are built from the claim run's executed notebooks
+# (build/claims/notebooks/) and stepped through.
 # Without Chromium it is installed wherever apt-get can (root or sudo), and a failed install fails the target.
 # The test skips only where installing is impossible, and then the last line says why.
 browser: $(STAMP)
