@@ -41,10 +41,9 @@ test: $(STAMP)
 
 # Unit tests and the claim tests (tests/claims: each notebook executed once, every result sentence checked), natively.
 # The notebooks start at collection, two at a time with one thread per kernel (the sweep covers that), while the unit
-# tests run; a cell past 400 s (a kernel that stopped answering) makes its notebook run once more. Idle OpenMP threads
-# sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE, as in the sweep), or three busy processes slow each other down.
+# tests run; a cell past 400 s (a kernel that stopped answering) makes its notebook run once more.
 unit: $(STAMP)
-	OMP_WAIT_POLICY=PASSIVE SAELAB_CLAIMS_WORKERS=2 SAELAB_CLAIMS_CELL_TIMEOUT=400 SAELAB_CLAIMS_EXECUTED_DIR=build/claims/notebooks \
+	SAELAB_CLAIMS_WORKERS=2 SAELAB_CLAIMS_CELL_TIMEOUT=400 SAELAB_CLAIMS_EXECUTED_DIR=build/claims/notebooks \
 		$(OFFLINE) $(STRICT) $(BIN)/python -m pytest tests -q --ignore=tests/browser
 
 # The claim tests again on another CPU code path, with another seed offset and one thread per kernel (one run of the
