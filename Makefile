@@ -35,9 +35,11 @@ course: $(STAMP)
 # the claims sweep (12 runs per notebook, half of them on that path), whose report a unit test requires to be current
 # and all green. The offline nbval run (`make notebooks`) is not repeated either: the claim run already executes every
 # notebook offline in a fresh kernel, strictly, and the browser test runs them all once more in JupyterLab.
+# After the unit stage the online run and the browser test go side by side (each waits on its kernels, the browser also
+# on JupyterLab and Chromium), every kernel on one thread so that the two never oversubscribe the cores.
 test: $(STAMP)
 	$(MAKE) unit
-	$(MAKE) notebooks-online browser
+	OMP_NUM_THREADS=1 $(MAKE) -j2 --output-sync=target notebooks-online browser
 
 # Unit tests and the claim tests (tests/claims: each notebook executed once, every result sentence checked), natively.
 # The notebooks start at collection, two at a time with one thread per kernel (the sweep covers that), while the unit
