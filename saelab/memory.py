@@ -3,13 +3,17 @@
 Inside a container (Binder, Docker, Kubernetes) `/proc/meminfo` describes the host, not the container: Binder's
 ~2 GB limit is invisible there. The limit lives in the process's memory cgroup:
 
-    cgroup v2   <root>/<path>/memory.max ("max" = no limit), memory.current, memory.stat (inactive_file)
+    cgroup v2   <root>/<path>/memory.max ("max" = no limit), memory.current,
+                memory.stat (active_file, inactive_file, file_mapped)
     cgroup v1   <root>/memory/<path>/memory.limit_in_bytes (a huge number = no limit), memory.usage_in_bytes,
-                memory.stat (total_inactive_file)
+                memory.stat (total_active_file, total_inactive_file, total_mapped_file)
 
 where <path> is this process's line in /proc/self/cgroup. A cgroup counts the page cache it has read into its
-usage; the inactive part is given back under pressure, so, as Kubernetes does for its "working set", usage here is
-`usage - inactive_file`. Every level from the process's cgroup up to the root can hold a limit: the tightest wins.
+usage (the model files an earlier notebook loaded, say). Before the kernel OOM-kills anything in a cgroup it takes
+back that cache, active or inactive, unless a process has the file mapped; so usage here is
+`usage - (active_file + inactive_file - mapped_file)`. (Kubernetes' "working set" subtracts only the inactive part;
+in CI's 2 GiB run that left notebook 05 short of DistilGPT2's 1.2 GB by the cache earlier notebooks had read.)
+Every level from the process's cgroup up to the root can hold a limit: the tightest wins.
 Every function takes its roots as arguments, so tests give it fake cgroup files.
 """
 from __future__ import annotations
@@ -62,6 +66,17 @@ def _stat_value(path: Path, key: str) -> int:
     return 0
 
 
+# memory.stat's keys for (active file cache, inactive file cache, file cache mapped by a process)
+V2_CACHE_KEYS = ("active_file", "inactive_file", "file_mapped")
+V1_CACHE_KEYS = ("total_active_file", "total_inactive_file", "total_mapped_file")
+
+
+def reclaimable_cache(stat: Path, active_key: str, inactive_key: str, mapped_key: str) -> int:
+    """Page cache the kernel gives back before it OOM-kills anything in the cgroup: file pages nobody maps."""
+    active, inactive, mapped = (_stat_value(stat, key) for key in (active_key, inactive_key, mapped_key))
+    return max(0, active + inactive - mapped)
+
+
 def _own_paths(proc_cgroup: Path) -> tuple[str | None, str | None]:
     """(v2 path, v1 memory path) of this process from /proc/self/cgroup; None where that line is missing."""
     v2 = v1 = None
@@ -98,7 +113,7 @@ def _levels(mount: Path, path: str | None) -> list[Path]:
 
 def cgroup_room(cgroup_root: str | os.PathLike = CGROUP_ROOT,
                 proc_cgroup: str | os.PathLike = PROC_SELF_CGROUP) -> tuple[int | None, int | None]:
-    """(limit, room) of this process's memory cgroup in bytes: room = limit - (usage - inactive page cache).
+    """(limit, room) of this process's memory cgroup in bytes: room = limit - (usage - unmapped page cache).
 
     The tightest level wins. (None, None) when no level has a memory limit (or there is no cgroup to read).
     """
@@ -107,17 +122,17 @@ def cgroup_room(cgroup_root: str | os.PathLike = CGROUP_ROOT,
     best: tuple[int, int] | None = None
     candidates = []
     if v2_path is not None:  # v2: memory.max / memory.current (a level without memory.max has no limit)
-        candidates += [(d, "memory.max", "memory.current", "inactive_file") for d in _levels(root, v2_path)]
+        candidates += [(d, "memory.max", "memory.current", V2_CACHE_KEYS) for d in _levels(root, v2_path)]
     v1_mount = root / "memory"
     if v1_path is not None or (v1_mount / "memory.limit_in_bytes").is_file():
-        candidates += [(d, "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+        candidates += [(d, "memory.limit_in_bytes", "memory.usage_in_bytes", V1_CACHE_KEYS)
                        for d in _levels(v1_mount, v1_path)]
-    for folder, limit_file, usage_file, inactive_key in candidates:
+    for folder, limit_file, usage_file, cache_keys in candidates:
         limit = _read_int(folder / limit_file)
         if limit is None or limit >= NO_LIMIT_V1:
             continue
         usage = _read_int(folder / usage_file) or 0
-        in_use = max(0, usage - _stat_value(folder / "memory.stat", inactive_key))
+        in_use = max(0, usage - reclaimable_cache(folder / "memory.stat", *cache_keys))
         room = max(0, limit - in_use)
         if best is None or room < best[1]:
             best = (limit, room)

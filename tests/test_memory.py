@@ -85,6 +85,23 @@ def test_inactive_page_cache_counts_as_free(tmp_path):
     assert memory.cgroup_room(root, own)[1] == GiB + 2**20
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_active_page_cache_counts_as_free_unless_a_process_maps_it(tmp_path, version):
+    """Model files an earlier notebook read stay in the cgroup as active cache: reclaimable, unless still mapped."""
+    used, active, inactive, mapped = GiB // 2, GiB // 2, GiB // 4, GiB // 8
+    usage = used + active + inactive
+    if version == 1:
+        root, own = fake_v1(tmp_path, 2 * GiB, usage=usage)
+        stat = root / "memory" / "memory.stat"
+        keys = memory.V1_CACHE_KEYS
+    else:
+        root, own = fake_v2(tmp_path, str(2 * GiB), current=usage)
+        stat = root / "memory.stat"
+        keys = memory.V2_CACHE_KEYS
+    write(stat, "".join(f"{key} {value}\n" for key, value in zip(keys, (active, inactive, mapped))))
+    assert memory.cgroup_room(root, own) == (2 * GiB, 2 * GiB - used - mapped)
+
+
 def test_a_parent_limit_counts_too(tmp_path):
     root, own = fake_v1(tmp_path, 9223372036854771712, usage=GiB, path="/outer/inner")
     write(root / "memory" / "outer" / "memory.limit_in_bytes", f"{3 * GiB // 2}\n")
