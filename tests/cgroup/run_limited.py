@@ -47,6 +47,8 @@ class Kernel:
     last_seen: float = 0.0
     peak_rss: int = 0         # VmHWM: the kernel's own peak resident memory
     cgroup_peak: int | None = None  # the whole cgroup's peak while this kernel ran (v1: reset at its start)
+    start_usage: int | None = None  # the cgroup's usage when the kernel appeared (what the notebook finds there)
+    start_file_cache: int | None = None  # of which page cache (reclaimable unless mapped)
 
     @property
     def seconds(self) -> float:
@@ -76,6 +78,16 @@ class Cgroup:
             return int(self._file("memory.max_usage_in_bytes", "memory.peak").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
+
+    def usage(self) -> tuple[int | None, int | None]:
+        """(usage, page cache) in bytes now: memory.usage_in_bytes / memory.current and the file pages of memory.stat."""
+        try:
+            usage = int(self._file("memory.usage_in_bytes", "memory.current").read_text().split()[0])
+            stat = dict(line.split() for line in self._file("memory.stat", "memory.stat").read_text().splitlines())
+        except (OSError, ValueError, IndexError):
+            return None, None
+        keys = ("total_active_file", "total_inactive_file") if self.version == 1 else ("active_file", "inactive_file")
+        return usage, sum(int(stat.get(key, 0)) for key in keys)
 
     def reset_peak(self) -> bool:
         """Start a new peak (v1: write 0 to max_usage_in_bytes); False where the kernel cannot."""
@@ -214,6 +226,7 @@ def watch(cgroup: Cgroup, stop: threading.Event, every: float = 0.2) -> None:
                         old.cgroup_peak = cgroup.peak()
                 cgroup.reset_peak()
                 known = live[pid] = Kernel(pid, first_seen=now)
+                known.start_usage, known.start_file_cache = cgroup.usage()
                 cgroup.kernels.append(known)
             hwm, _ = _status(pid)
             if hwm:
@@ -286,9 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     for kernel, label in zip(cgroup.kernels, labels):
         kernel.label = label
     print(f"\nInside a {gb(args.limit)} memory cgroup ({time.time() - started:.0f} s in all, OOM kills: {oom}):")
-    print(f"{'notebook':<32} {'time':>7} {'kernel peak RSS':>16} {'cgroup peak (+ pytest, page cache)':>36}")
+    print(f"{'notebook':<32} {'time':>7} {'kernel peak RSS':>16} {'cgroup peak (+ pytest, page cache)':>36} "
+          f"{'cgroup at its start (page cache)':>34}")
     for k in cgroup.kernels:
-        print(f"{k.label:<32} {k.seconds:>6.0f}s {gb(k.peak_rss):>16} {gb(k.cgroup_peak):>36}")
+        print(f"{k.label:<32} {k.seconds:>6.0f}s {gb(k.peak_rss):>16} {gb(k.cgroup_peak):>36} "
+              f"{gb(k.start_usage):>22} ({gb(k.start_file_cache)})")
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(json.dumps({
