@@ -19,6 +19,7 @@ import contextlib
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from saelab import metrics
 from saelab.activations import tokenize_texts
@@ -140,13 +141,14 @@ def _logprobs_and_keep(model: Any, tokens: torch.Tensor, mask: torch.Tensor) -> 
 
 @torch.no_grad()
 def splice_costs(model: Any, sae: SAE, texts: list[str], hook_name: str | None = None,
-                 batch_size: int = 32, max_length: int | None = 128) -> dict[str, float]:
+                 batch_size: int = 32, max_length: int | None = 128, progress: bool = False) -> dict[str, float]:
     """What splicing the SAE in costs the model, three ways, next to zero-ablation (nats per predicted token).
 
     loss_clean / loss_sae / loss_zero and loss_recovered as in `lm_loss_recovered`;
     ce_increase_sae = loss_sae - loss_clean, ce_increase_zero = loss_zero - loss_clean (the gap that
     loss_recovered divides by: when it is small, loss recovered is fragile);
     kl_sae, kl_zero = mean KL(clean next-token distribution || spliced one) over the predicted tokens.
+    `progress=True` shows a bar over the forward passes (three per batch of texts: on GPT-2 and a CPU, seconds each).
     """
     hook_name = hook_name or sae.hook_name
     if hook_name is None:
@@ -160,17 +162,22 @@ def splice_costs(model: Any, sae: SAE, texts: list[str], hook_name: str | None =
     cfg = model.cfg
     per_text = (max_length or 128) * (12 * int(cfg.d_vocab) + memory.forward_bytes_per_token(cfg))
     batch_size = memory.fit_batch_size(batch_size, per_text)
-    for b in range(0, len(texts), batch_size):
+    starts = range(0, len(texts), batch_size)
+    bar = tqdm(total=len(starts) * (1 + len(runs)), desc="LM loss: clean, SAE, zero", disable=not progress)
+    for b in starts:
         tokens, mask = tokenize_texts(model, texts[b:b + batch_size], max_length)
         clean, keep = _logprobs_and_keep(model, tokens, mask)
+        bar.update()
         targets = tokens[:, 1:].to(clean.device).unsqueeze(-1)
         nll["clean"] += -clean.gather(-1, targets).squeeze(-1)[keep].sum().item()
         for name, replace in runs.items():
             with spliced(model, hook_name, replace):
                 run, _ = _logprobs_and_keep(model, tokens, mask)
+            bar.update()
             nll[name] += -run.gather(-1, targets).squeeze(-1)[keep].sum().item()
             kl[name] += (clean.exp() * (clean - run)).sum(-1)[keep].sum().item()
         n += int(keep.sum())
+    bar.close()
     n = max(n, 1)
     out = {f"loss_{k}": v / n for k, v in nll.items()}
     out["loss_recovered"] = loss_recovered(out["loss_clean"], out["loss_sae"], out["loss_zero"])
@@ -180,13 +187,17 @@ def splice_costs(model: Any, sae: SAE, texts: list[str], hook_name: str | None =
 
 
 def evaluate_sae(model: Any, sae: SAE, acts: torch.Tensor, texts: list[str],
-                 hook_name: str | None = None, costs: bool = False) -> dict[str, float]:
+                 hook_name: str | None = None, costs: bool = False, progress: bool = False) -> dict[str, float]:
     """Everything at once: L0, FVU and dead fraction on `acts`, LM loss recovered on `texts`.
 
-    With `costs=True` also the CE-loss increase and KL of the splice and of zero-ablation (`splice_costs`).
+    With `costs=True` also the CE-loss increase and KL of the splice and of zero-ablation (`splice_costs`, which
+    shows a bar over its forward passes with `progress=True`).
     """
-    lm = splice_costs if costs else lm_loss_recovered
-    return {**sae_metrics(sae, acts), **lm(model, sae, texts, hook_name)}
+    if costs:
+        lm = splice_costs(model, sae, texts, hook_name, progress=progress)
+    else:
+        lm = lm_loss_recovered(model, sae, texts, hook_name)
+    return {**sae_metrics(sae, acts), **lm}
 
 
 # --- comparing runs over seeds ---------------------------------------------------------------------------

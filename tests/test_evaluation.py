@@ -173,6 +173,18 @@ def test_evaluate_sae_adds_the_costs_when_asked(model):
     assert "kl_sae" not in plain and {"kl_sae", "kl_zero", "ce_increase_sae", "fvu"} <= set(full)
 
 
+def test_evaluate_sae_shows_a_bar_over_its_forward_passes_only_when_asked(model, capsys):
+    acts = torch.randn(50, 16)
+    quiet = evaluate_sae(model, identity_sae(16), acts, TEXTS[:3], costs=True)
+    assert "LM loss" not in capsys.readouterr().err
+    shown = evaluate_sae(model, identity_sae(16), acts, TEXTS[:3], costs=True, progress=True)
+    bar = capsys.readouterr().err
+    assert "LM loss: clean, SAE, zero" in bar and "3/3" in bar  # one batch: the clean, SAE and zero passes
+    assert shown == quiet
+    splice_costs(model, identity_sae(16), TEXTS[:3], batch_size=2, progress=True)
+    assert "6/6" in capsys.readouterr().err  # two batches
+
+
 def test_seed_spread_and_difference_verdict():
     assert seed_spread([0.2, 0.1, 0.3]) == pytest.approx({"mean": 0.2, "min": 0.1, "max": 0.3})
     assert difference_verdict([0.1, 0.12], [0.2, 0.3]) == "lower"
