@@ -127,9 +127,11 @@ def check_fits(sae: SAE, acts: torch.Tensor, hook_name: str | None = None) -> No
 
 
 @torch.no_grad()
-def label_free_card(model: Any, sae: SAE, acts: torch.Tensor, texts: Sequence[str]) -> dict[str, float]:
+def label_free_card(model: Any, sae: SAE, acts: torch.Tensor, texts: Sequence[str],
+                    progress: bool = True) -> dict[str, float]:
     """What needs no labels: L0, FVU, alive fraction, shrinkage (1 - <x_hat, x> / ||x||^2 on average) on `acts`,
-    and LM loss recovered, CE increase and KL of the splice on `texts`."""
+    and LM loss recovered, CE increase and KL of the splice on `texts` (a bar over its forward passes: on GPT-2 and
+    a CPU they take a while)."""
     from saelab.evaluation import sae_metrics, splice_costs
 
     check_fits(sae, acts)
@@ -137,7 +139,7 @@ def label_free_card(model: Any, sae: SAE, acts: torch.Tensor, texts: Sequence[st
     x = acts[:4096].to(sae.pre_bias)
     x_hat = sae.decode(sae.encode(x), sae.preprocess(x)[1])
     kept = ((x_hat * x).sum(-1) / x.pow(2).sum(-1).clamp_min(1e-12)).mean().item()
-    costs = splice_costs(model, sae, list(texts))
+    costs = splice_costs(model, sae, list(texts), progress=progress)
     return {"L0": base["l0"], "FVU": base["fvu"], "alive": 1 - base["dead_fraction"], "shrinkage": 1 - kept,
             "loss recovered": costs["loss_recovered"], "CE increase": costs["ce_increase_sae"],
             "KL": costs["kl_sae"]}

@@ -185,6 +185,16 @@ def test_evaluate_sae_shows_a_bar_over_its_forward_passes_only_when_asked(model,
     assert "6/6" in capsys.readouterr().err  # two batches
 
 
+def test_label_free_card_shows_the_splice_passes_and_agrees_with_splice_costs(model, capsys):
+    from saelab.saebench import label_free_card
+    card = label_free_card(model, identity_sae(16), torch.randn(50, 16), TEXTS[:3])
+    assert "LM loss: clean, SAE, zero" in capsys.readouterr().err
+    costs = splice_costs(model, identity_sae(16), TEXTS[:3])
+    assert card["KL"] == pytest.approx(costs["kl_sae"]) and card["loss recovered"] == costs["loss_recovered"]
+    label_free_card(model, identity_sae(16), torch.randn(50, 16), TEXTS[:3], progress=False)
+    assert "LM loss" not in capsys.readouterr().err
+
+
 def test_seed_spread_and_difference_verdict():
     assert seed_spread([0.2, 0.1, 0.3]) == pytest.approx({"mean": 0.2, "min": 0.1, "max": 0.3})
     assert difference_verdict([0.1, 0.12], [0.2, 0.3]) == "lower"
